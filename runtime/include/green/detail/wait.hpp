@@ -1,0 +1,141 @@
+// The one suspend/resume primitive every blocking operation in green is built on.
+//
+// A blocked fiber (or plain OS thread) is represented by a Waiter that lives on its own stack
+// for the duration of the wait and is linked into the wait list of whatever it waits on
+// (mutex, channel, fd, join). Exactly one party wins the right to wake it: wake() performs a
+// CAS on Waiter::state from kWaiting to a reason, and only the winner makes it runnable. The
+// losers (a timer that fired late, a cancel that raced a notify) do nothing.
+//
+// Lifetime rule that makes destroying a primitive right after waking safe: a waker touches a
+// Waiter only while holding the lock of the list the Waiter is on, and a woken Waiter
+// re-acquires that lock before it returns. Cancellation, which comes from outside any list,
+// uses a borrow handshake on Task::waiter_ instead (see task.cpp).
+//
+// Threads: park() may be called on any fiber or any OS thread. A parked fiber is resumed on
+// the worker it ran on (fibers never migrate once started), so the resumed code sees the same
+// errno and thread_local addresses it had before.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+#include "green/export.hpp"
+
+namespace green::detail {
+
+using Clock = std::chrono::steady_clock;
+using TimePoint = Clock::time_point;
+inline constexpr TimePoint kNoDeadline = TimePoint::max();
+
+// Converts a relative timeout to an absolute deadline, saturating instead of overflowing.
+template <class Rep, class Period>
+TimePoint deadline_after(std::chrono::duration<Rep, Period> d) {
+  auto now = Clock::now();
+  if (d <= d.zero()) return now;
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d);
+  if (ns.count() < 0 || ns > kNoDeadline - now) return kNoDeadline;  // overflowed: forever
+  return now + ns;
+}
+
+enum class WakeReason : std::uint32_t {
+  kWaiting = 0,  // not woken yet
+  kNotified,     // the awaited thing happened
+  kTimeout,      // the explicit timeout of this call expired
+  kDeadline,     // the enclosing green::Deadline expired -> TimedOut
+  kCancelled,    // Fiber::cancel() -> Cancelled
+  kClosed,       // the channel / fd was closed while waiting
+};
+
+class Context;
+
+struct Waiter {
+  std::atomic<std::uint32_t> state{0};  // WakeReason; CAS from kWaiting decides the waker
+  std::atomic<bool> borrow_returned{false};  // cancel handshake, see task.cpp
+  Context* context = nullptr;           // fiber to resume; nullptr: an OS thread (futex)
+  Waiter* next = nullptr;               // links in the owner's WaitList (guarded by its lock)
+  Waiter* prev = nullptr;
+  bool linked = false;
+  void* slot = nullptr;    // primitive-specific payload (e.g. a channel value)
+  Waiter* owner = nullptr;  // set on list nodes of a multi-wait: wake() wakes the owner
+  WakeReason reason() const { return WakeReason(state.load(std::memory_order_acquire)); }
+};
+
+// Intrusive FIFO of waiters. Not thread-safe: guarded by the owning primitive's lock.
+class WaitList {
+ public:
+  bool empty() const { return head_ == nullptr; }
+  Waiter* front() const { return head_; }
+  void push_back(Waiter* w) {
+    w->next = nullptr;
+    w->prev = tail_;
+    if (tail_) tail_->next = w; else head_ = w;
+    tail_ = w;
+    w->linked = true;
+  }
+  Waiter* pop_front() {
+    Waiter* w = head_;
+    if (w) remove(w);
+    return w;
+  }
+  void remove(Waiter* w) {
+    if (!w->linked) return;
+    if (w->prev) w->prev->next = w->next; else head_ = w->next;
+    if (w->next) w->next->prev = w->prev; else tail_ = w->prev;
+    w->next = w->prev = nullptr;
+    w->linked = false;
+  }
+
+ private:
+  Waiter* head_ = nullptr;
+  Waiter* tail_ = nullptr;
+};
+
+// Test-and-test-and-set spinlock for the short critical sections inside primitives. Never
+// held across a switch or a syscall; contention comes only from other OS threads, so after a
+// short spin it yields the thread.
+class GREEN_API SpinLock {
+ public:
+  void lock() noexcept {
+    if (!locked_.exchange(true, std::memory_order_acquire)) return;
+    lock_slow();
+  }
+  bool try_lock() noexcept {
+    return !locked_.load(std::memory_order_relaxed) &&
+           !locked_.exchange(true, std::memory_order_acquire);
+  }
+  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+
+ private:
+  void lock_slow() noexcept;
+  std::atomic<bool> locked_{false};
+};
+
+// Releases the caller's lock once the waiter is published (called exactly once by park).
+struct Unlocker {
+  void (*fn)(void*) = nullptr;
+  void* arg = nullptr;
+  void operator()() const {
+    if (fn) fn(arg);
+  }
+};
+inline Unlocker unlocker(SpinLock& l) {
+  return {[](void* p) { static_cast<SpinLock*>(p)->unlock(); }, &l};
+}
+
+// Blocks the calling fiber or thread until wake(&w, ...), `deadline`, the fiber's scoped
+// green::Deadline or a cancellation, whichever comes first, and returns why it woke.
+// `unlock` is called after `w` is visible to wakers and before blocking; the caller's lock is
+// not re-acquired on return. With interruptible=false, cancellation and the scoped Deadline
+// are ignored (used where a wait must complete, e.g. re-locking after a condvar wait).
+GREEN_API WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock,
+                          bool interruptible = true) noexcept;
+
+// Makes `w` runnable with `reason` if nobody woke it yet. Returns false if it was already
+// woken. Callable from any thread, including the worker loop.
+GREEN_API bool wake(Waiter* w, WakeReason reason) noexcept;
+
+// Throws green::Cancelled for kCancelled and green::TimedOut for kDeadline.
+GREEN_API void throw_if_interrupted(WakeReason r);
+
+}  // namespace green::detail

@@ -1,0 +1,39 @@
+// green::CondVar (design note in cond_var.hpp). Waiters queue on lock_; notify pops and
+// wakes under lock_; a woken waiter re-takes lock_ before it returns (wait.hpp's lifetime
+// rule), then re-locks the user's mutex without interruption and only then throws.
+#include "green/cond_var.hpp"
+
+namespace green {
+
+using detail::WakeReason;
+
+bool CondVar::wait_until_impl(std::unique_lock<Mutex>& lk, detail::TimePoint t) {
+  detail::Waiter w;
+  lock_.lock();
+  waiters_.push_back(&w);
+  lk.unlock();  // may wake the mutex's next owner; never blocks
+  WakeReason r = detail::park(w, t, detail::unlocker(lock_));
+  lock_.lock();
+  waiters_.remove(&w);
+  lock_.unlock();
+  lk.mutex()->lock_uninterruptible();
+  lk = std::unique_lock<Mutex>(*lk.release(), std::adopt_lock);
+  detail::throw_if_interrupted(r);
+  return r != WakeReason::kTimeout;
+}
+
+void CondVar::notify_one() noexcept {
+  lock_.lock();
+  while (detail::Waiter* w = waiters_.pop_front()) {
+    if (detail::wake(w, WakeReason::kNotified)) break;
+  }
+  lock_.unlock();
+}
+
+void CondVar::notify_all() noexcept {
+  lock_.lock();
+  while (detail::Waiter* w = waiters_.pop_front()) detail::wake(w, WakeReason::kNotified);
+  lock_.unlock();
+}
+
+}  // namespace green

@@ -1,0 +1,65 @@
+// Context: the execution vehicle of fibers: one stack plus one suspended Boost.Context fiber.
+//
+// A Context lives at the top of its own stack (no separate allocation) and belongs to one
+// worker for its whole life. It runs tasks one after another: when its task finishes it
+// either picks the next unstarted task itself (no switch at all: the cheap path of
+// spawn+join) or returns to its worker's pool. A Task is bound to one Context from start to
+// finish, so a started fiber never changes OS thread.
+//
+// The worker's own OS-thread stack is represented by a Context too (Worker::sched_), which
+// runs the event loop; its `fiber_` holds the suspended loop while fibers run.
+//
+// Fields are touched only by the owning worker's thread, except `next_`, which links the
+// Context into the owner's inbox when another thread makes it runnable (see Worker::inbox_).
+#pragma once
+
+#include <uv.h>
+
+#include <boost/context/fiber.hpp>
+#include <cstdint>
+
+#include "green/detail/task.hpp"
+#include "green/detail/wait.hpp"
+#include "stack_pool.hpp"
+
+namespace green::detail {
+
+class Worker;
+
+class Context {
+ public:
+  enum class State : std::uint8_t {
+    kIdle,     // in the worker's pool, no task
+    kRunning,  // on the CPU (Worker::running_)
+    kReady,    // on the ready queue or the inbox
+    kParked,   // suspended in park(); reachable only through a Waiter
+  };
+
+  // Creates a context on a fresh stack of `worker`. Throws StackError.
+  static Context* create(Worker* worker, std::size_t stack_size);
+  // Releases the stack (the Context lives on it). Must not be the running context.
+  void destroy() noexcept;
+
+  Worker* const worker_;
+  boost::context::fiber fiber_;  // suspended machine state while not running
+  Task* task_ = nullptr;
+  Context* next_ = nullptr;  // ready queue / inbox / pool link
+  State state_ = State::kIdle;
+  bool is_scheduler_ = false;
+  bool retire_ = false;       // destroy after switching away (pool over capacity)
+
+  // Timed waits: one libuv timer per context, initialised on first use.
+  bool timer_init_ = false;
+  uv_timer_t timer_;
+  Waiter* timed_waiter_ = nullptr;
+  TimePoint timer_deadline_{};
+
+  Stack stack_;
+
+  explicit Context(Worker* w) : worker_(w) {}
+
+ private:
+  static boost::context::fiber main(Context* self, boost::context::fiber&& from);
+};
+
+}  // namespace green::detail

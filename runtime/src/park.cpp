@@ -1,0 +1,182 @@
+// park/wake: the suspend/resume primitive under every blocking call (see detail/wait.hpp).
+//
+// On a fiber, park() publishes the Waiter for cancellation (Task::waiter_), arms the
+// context's libuv timer for the effective deadline (the earlier of the call's own and the
+// fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
+// CAS on Waiter::state makes the fiber runnable on its own worker.
+//
+// Off a fiber (a plain OS thread using green primitives), park() sleeps on a futex on
+// Waiter::state; wake() stores the reason and futex-wakes it. Cancellation and scoped
+// deadlines do not apply to plain threads.
+#include <linux/futex.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+
+#include "context.hpp"
+#include "green/detail/hooks.hpp"
+#include "green/errors.hpp"
+#include "green/fiber.hpp"
+#include "worker.hpp"
+
+namespace green::detail {
+
+namespace {
+
+void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected, const timespec* rel) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, expected, rel,
+          nullptr, 0);
+}
+
+void futex_wake(std::atomic<std::uint32_t>* addr) {
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
+}
+
+WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
+  w.context = nullptr;
+  unlock();
+  for (;;) {
+    std::uint32_t s = w.state.load(std::memory_order_acquire);
+    if (s != 0) return WakeReason(s);
+    if (deadline == kNoDeadline) {
+      futex_wait(&w.state, 0, nullptr);
+      continue;
+    }
+    auto now = Clock::now();
+    if (now >= deadline) {
+      std::uint32_t expected = 0;
+      if (w.state.compare_exchange_strong(expected, std::uint32_t(WakeReason::kTimeout),
+                                          std::memory_order_acq_rel))
+        return WakeReason::kTimeout;
+      return WakeReason(expected);
+    }
+    auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(deadline - now).count();
+    timespec ts{static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+    futex_wait(&w.state, 0, &ts);
+  }
+}
+
+void on_timer(uv_timer_t* t) {
+  auto* c = static_cast<Context*>(t->data);
+  Waiter* w = c->timed_waiter_;
+  if (!w) return;
+  auto now = Clock::now();
+  if (now < c->timer_deadline_) {  // libuv's clock is in ms and may lag: never wake early
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(c->timer_deadline_ - now).count();
+    uv_timer_start(t, on_timer, static_cast<std::uint64_t>(left), 0);
+    return;
+  }
+  wake(w, WakeReason::kTimeout);
+}
+
+void arm_timer(Context* c, Waiter* w, TimePoint deadline) {
+  uv_loop_t* loop = c->worker_->loop();
+  if (!c->timer_init_) {
+    uv_timer_init(loop, &c->timer_);
+    c->timer_.data = c;
+    c->timer_init_ = true;
+  }
+  c->timed_waiter_ = w;
+  c->timer_deadline_ = deadline;
+  uv_update_time(loop);
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  if (left < 0) left = 0;
+  uv_timer_start(&c->timer_, on_timer, static_cast<std::uint64_t>(left), 0);
+}
+
+}  // namespace
+
+void SpinLock::lock_slow() noexcept {
+  for (int spins = 0;; ++spins) {
+    if (!locked_.load(std::memory_order_relaxed) &&
+        !locked_.exchange(true, std::memory_order_acquire))
+      return;
+    if (spins < 64) {
+      __builtin_ia32_pause();
+    } else {
+      sched_yield();  // the holder is on another OS thread that may have been preempted
+    }
+  }
+}
+
+WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptible) noexcept {
+  Worker* wk = Worker::current();
+  Task* t = thread_state().task;
+  if (!wk || !t) return park_thread(w, deadline, unlock);
+
+  Context* c = wk->running();
+  c->state_ = Context::State::kParked;  // before any wake can push us on a queue
+  w.context = c;
+  bool scoped = false;
+  if (interruptible && t->deadline_ < deadline) {
+    deadline = t->deadline_;
+    scoped = true;
+  }
+  if (interruptible) {
+    // Publish for cancel(); then look for a cancel that came first (Dekker: both seq_cst).
+    t->waiter_.store(&w, std::memory_order_seq_cst);
+    if (t->cancel_pending_.load(std::memory_order_seq_cst)) wake(&w, WakeReason::kCancelled);
+  }
+  if (deadline != kNoDeadline) {
+    if (Clock::now() >= deadline) {
+      wake(&w, WakeReason::kTimeout);
+    } else {
+      arm_timer(c, &w, deadline);
+    }
+  }
+  unlock();
+  // Even if already woken we switch: the waker queued us, and the queue entry must be
+  // consumed exactly once (park_current may pick this very context and return at once).
+  wk->park_current();
+  // Resumed: whoever won the CAS queued us exactly once; we are running again.
+  if (deadline != kNoDeadline) {
+    uv_timer_stop(&c->timer_);
+    c->timed_waiter_ = nullptr;
+  }
+  if (interruptible) {
+    if (t->waiter_.exchange(nullptr, std::memory_order_acq_rel) != &w) {
+      // A canceller took the waiter: wait until it stops touching it.
+      while (!w.borrow_returned.load(std::memory_order_acquire)) sched_yield();
+    }
+  }
+  WakeReason r = w.reason();
+  if (r == WakeReason::kCancelled) t->cancel_pending_.store(false, std::memory_order_relaxed);
+  if (r == WakeReason::kTimeout && scoped) {
+    t->deadline_fired_ = true;
+    r = WakeReason::kDeadline;
+  }
+  return r;
+}
+
+bool wake(Waiter* w, WakeReason reason) noexcept {
+  if (w->owner) w = w->owner;
+  std::uint32_t expected = 0;
+  Context* c = w->context;  // read before the CAS: afterwards w may be gone
+  if (!w->state.compare_exchange_strong(expected, std::uint32_t(reason),
+                                        std::memory_order_acq_rel, std::memory_order_relaxed))
+    return false;
+  if (c) {
+    c->worker_->make_ready(c);
+  } else {
+    futex_wake(&w->state);
+  }
+  return true;
+}
+
+void throw_if_interrupted(WakeReason r) {
+  if (r == WakeReason::kCancelled) throw Cancelled();
+  if (r == WakeReason::kDeadline) throw TimedOut();
+}
+
+[[noreturn]] void fatal_usage(const char* what) {
+  std::fprintf(stderr, "green: fatal usage error: %s\n", what);
+  std::abort();
+}
+
+}  // namespace green::detail

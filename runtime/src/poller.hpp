@@ -1,0 +1,81 @@
+// Poller: a worker's fd readiness waits (the data path fiber -> poller -> loop -> wake).
+//
+// Ownership: each worker has one Poller, touched only by that worker's thread. A fiber waits
+// on the Poller of the worker it runs on; since started fibers never migrate, that is always
+// the calling thread's. An fd waited on from two workers gets one uv_poll_t in each loop
+// (the kernel allows one fd in several epoll sets); libuv allows only one uv_poll_t per fd
+// per loop, which the per-worker table guarantees.
+//
+// Registration is kept while the fd is open (no epoll_ctl per wait). Interest is dropped
+// lazily: when an event arrives for a direction nobody waits on, that direction is
+// disarmed, which is rare in request/response traffic because the fiber waits again before
+// the peer can answer.
+//
+// Close: io::close bumps the fd's generation in the process-wide FdTable, tears down the
+// local entry at once, and posts (fd, gen) to every other worker whose bit is set in the
+// fd's worker mask; those wake their waiters with kClosed on their own thread. An entry
+// whose generation is older than the table's is stale and is replaced on the next wait.
+#pragma once
+
+#include <poll.h>
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "green/detail/wait.hpp"
+#include "green/io.hpp"
+
+namespace green::detail {
+
+class Worker;
+
+// Process-wide per-fd metadata. Lazily allocated blocks, never freed (fds are small ints).
+class FdTable {
+ public:
+  struct Meta {
+    std::atomic<std::uint32_t> gen{0};   // bumped by every io::close/forget
+    std::atomic<std::uint64_t> workers{0};  // bit (index % 64) set: that worker may watch it
+  };
+  static FdTable& instance();
+  Meta* get(int fd);  // nullptr for negative / absurd fds
+
+ private:
+  static constexpr int kBlock = 4096;
+  static constexpr int kBlocks = 1 << 12;  // up to 16M fds
+  std::atomic<Meta*> blocks_[kBlocks] = {};
+};
+
+class Poller {
+ public:
+  explicit Poller(Worker* w) : worker_(w) {}
+  ~Poller();
+
+  // Parks the running fiber until one of fds is ready (see io::wait_any).
+  io::WaitResult wait(const pollfd* fds, unsigned long n, TimePoint deadline);
+  // Wakes waiters with kClosed and drops the registration if it is older than `gen`.
+  void fd_closed(int fd, std::uint32_t gen);
+  // Closes every registration (worker teardown; the loop must run afterwards).
+  void close_all();
+
+ private:
+  struct Entry {
+    uv_poll_t handle;
+    Poller* poller;
+    int fd;
+    std::uint32_t gen;
+    int armed = 0;  // UV_READABLE | UV_WRITABLE currently requested from libuv
+    WaitList readers;
+    WaitList writers;
+  };
+  static void on_event(uv_poll_t* h, int status, int events);
+  Entry* entry_for(int fd, FdTable::Meta* meta, int* err);
+  void drop(Entry* e, WakeReason why);
+  void arm(Entry* e, int events);
+
+  Worker* worker_;
+  std::vector<Entry*> entries_;  // by fd
+};
+
+}  // namespace green::detail

@@ -1,0 +1,164 @@
+// Runtime implementation (design note in scheduler.hpp).
+#include "scheduler.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include "green/detail/hooks.hpp"
+#include "green/runtime.hpp"
+
+namespace green::detail {
+
+std::atomic<Runtime*> Runtime::current_{nullptr};
+
+// --- GlobalQueue ------------------------------------------------------------------------------
+
+void GlobalQueue::push(Task* t) noexcept {
+  t->next_ = nullptr;
+  lock_.lock();
+  if (tail_) {
+    tail_->next_ = t;
+  } else {
+    head_ = t;
+  }
+  tail_ = t;
+  size_.fetch_add(1, std::memory_order_seq_cst);
+  lock_.unlock();
+}
+
+Task* GlobalQueue::pop() noexcept {
+  lock_.lock();
+  Task* t = head_;
+  if (t) {
+    head_ = t->next_;
+    if (!head_) tail_ = nullptr;
+    size_.fetch_sub(1, std::memory_order_relaxed);
+  }
+  lock_.unlock();
+  return t;
+}
+
+// --- Runtime ------------------------------------------------------------------------------------
+
+Runtime::Runtime(const Options& opts) : opts_(opts) {
+  // libuv's thread pool (offload, DNS) defaults to 4 threads; give it at least one per worker.
+  if (!std::getenv("UV_THREADPOOL_SIZE") && opts_.workers > 4) {
+    setenv("UV_THREADPOOL_SIZE", std::to_string(opts_.workers).c_str(), 0);
+  }
+  workers_.reserve(opts_.workers);
+  for (std::size_t i = 0; i < opts_.workers; ++i) {
+    workers_.push_back(
+        std::make_unique<Worker>(this, int(i), opts_.stack_size, opts_.stack_guard));
+  }
+}
+
+Runtime::~Runtime() = default;
+
+void Runtime::run(Task* main) {
+  Runtime* expected = nullptr;
+  if (!current_.compare_exchange_strong(expected, this, std::memory_order_acq_rel)) {
+    throw std::logic_error("green::run: a runtime is already running in this process");
+  }
+  main_ = main;
+  main->next_ = nullptr;
+  workers_[0]->runq_.push(main);
+  threads_.reserve(workers_.size());
+  for (std::size_t i = 1; i < workers_.size(); ++i) {
+    Worker* w = workers_[i].get();
+    threads_.emplace_back([w] { w->run(); });
+  }
+  workers_[0]->run();
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  workers_.clear();  // tears down loops and stacks
+  // Tasks never started (spawned but abandoned at exit) still hold the runtime's reference.
+  while (Task* t = global_.pop()) t->unref();
+  current_.store(nullptr, std::memory_order_release);
+}
+
+void Runtime::submit(Task* t) {
+  Worker* w = Worker::current();
+  if (w && w->runtime() == this) {
+    w->push_task(t);
+  } else {
+    global_.push(t);
+    wake_one(nullptr);
+  }
+}
+
+void Runtime::stop() noexcept {
+  stopping_.store(true, std::memory_order_seq_cst);
+  for (auto& w : workers_) {
+    ShimBypass bypass;
+    uv_async_send(&w->async_);  // the loop may be blocked whatever sleeping_ says
+  }
+}
+
+void Runtime::wake_one(Worker* except) noexcept {
+  // Pairs with idle(): nsleeping_ is incremented before the sleeper's final re-check.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (nspinning_.load(std::memory_order_seq_cst) > 0 ||
+      nsleeping_.load(std::memory_order_seq_cst) == 0)
+    return;
+  for (auto& w : workers_) {
+    if (w.get() == except) continue;
+    if (w->sleeping_.load(std::memory_order_seq_cst)) {
+      w->notify();
+      return;
+    }
+  }
+}
+
+Task* Runtime::steal(Worker* thief) noexcept {
+  if (!global_.empty()) {
+    if (Task* t = global_.pop()) return t;
+  }
+  std::size_t n = workers_.size();
+  if (n < 2) return nullptr;
+  Task* batch[RunQueue::kSize / 2];
+  std::size_t start = static_cast<std::size_t>(thief->index()) + 1;
+  for (std::size_t k = 0; k < n - 1; ++k) {
+    Worker* victim = workers_[(start + k) % n].get();
+    if (victim == thief) continue;
+    std::uint32_t got = victim->runq_.steal_half(batch);
+    if (got == 0) continue;
+    for (std::uint32_t i = 1; i < got; ++i) {
+      if (!thief->runq_.push(batch[i])) global_.push(batch[i]);
+    }
+    return batch[0];
+  }
+  return nullptr;
+}
+
+void run_main(Task* main, const Options& requested) {
+  Options opts = resolve_options(requested);
+  Runtime rt(opts);
+  rt.run(main);
+}
+
+void submit(Task* t) {
+  Runtime* rt = Runtime::current();
+  if (!rt || rt->stopping()) {
+    throw std::logic_error("green::spawn: no green runtime is running (call it inside green::run)");
+  }
+  rt->submit(t);
+}
+
+}  // namespace green::detail
+
+namespace green {
+
+bool running() noexcept { return detail::Runtime::current() != nullptr; }
+
+std::size_t worker_count() noexcept {
+  auto* rt = detail::Runtime::current();
+  return rt ? rt->worker_count() : 0;
+}
+
+int current_worker() noexcept {
+  auto* w = detail::Worker::current();
+  return w ? w->index() : -1;
+}
+
+}  // namespace green

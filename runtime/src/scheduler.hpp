@@ -1,0 +1,78 @@
+// Runtime: the set of workers and everything shared between them.
+//
+// Placement and stealing (the rule the whole design rests on): a new task is queued on the
+// worker that spawned it (or the global queue when spawned from a non-worker thread); idle
+// workers steal unstarted tasks, half a queue at a time; a task that has started stays on
+// its worker until it finishes. Code compiled without knowledge of fibers (the shim's
+// callers) keeps &errno and thread_local addresses across a blocking call; they stay valid
+// because the call resumes on the same OS thread. Load still spreads, because work enters
+// the system as new fibers (connections, requests) and those are placed by stealing.
+//
+// Idle workers: a worker with nothing to do steals, spins for kSpinNanos, then sleeps in
+// uv_run(ONCE). nsleeping_/nspinning_ let a spawner wake one sleeper only when no worker is
+// already spinning (Go's wakep), so a burst of spawns costs at most one cross-core wake-up.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "green/detail/task.hpp"
+#include "green/options.hpp"
+#include "worker.hpp"
+
+namespace green::detail {
+
+// Overflow queue and the queue for spawns from non-worker threads.
+class GlobalQueue {
+ public:
+  void push(Task* t) noexcept;
+  void push_batch(Task* first, Task* last, std::size_t n) noexcept;
+  Task* pop() noexcept;
+  bool empty() const noexcept { return size_.load(std::memory_order_seq_cst) == 0; }
+
+ private:
+  SpinLock lock_;
+  Task* head_ = nullptr;  // guarded by lock_
+  Task* tail_ = nullptr;  // guarded by lock_
+  std::atomic<std::size_t> size_{0};
+};
+
+class Runtime {
+ public:
+  explicit Runtime(const Options& opts);
+  ~Runtime();
+
+  static Runtime* current() noexcept { return current_.load(std::memory_order_acquire); }
+
+  void run(Task* main);  // on the calling thread, which becomes worker 0
+  void submit(Task* t);
+  void stop() noexcept;
+  bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
+
+  // Wakes one sleeping worker if none is spinning (after new stealable work appeared).
+  void wake_one(Worker* except) noexcept;
+  // Moves stolen tasks into `thief`'s run queue; returns one to run now, or nullptr.
+  Task* steal(Worker* thief) noexcept;
+
+  const Options& options() const { return opts_; }
+  std::size_t worker_count() const { return workers_.size(); }
+  Worker* worker(std::size_t i) { return workers_[i].get(); }
+
+  GlobalQueue global_;
+  std::atomic<int> nsleeping_{0};
+  std::atomic<int> nspinning_{0};
+  Task* main_ = nullptr;
+  std::atomic<std::size_t> exited_{0};  // workers out of their loop (teardown barrier)
+
+ private:
+  static std::atomic<Runtime*> current_;
+  Options opts_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+  std::vector<std::thread> threads_;
+  std::atomic<bool> stopping_{false};
+};
+
+}  // namespace green::detail

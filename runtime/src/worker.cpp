@@ -1,0 +1,330 @@
+// Worker implementation (design note in worker.hpp).
+#include "worker.hpp"
+
+#include <sched.h>
+
+#include <chrono>
+#include <cstdio>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "green/detail/hooks.hpp"
+#include "scheduler.hpp"
+
+namespace green::detail {
+
+thread_local Worker* Worker::tls_current_ = nullptr;
+
+namespace {
+constexpr auto kSpin = std::chrono::microseconds(20);
+}
+
+Worker::Worker(Runtime* rt, int index, std::size_t stack_size, StackGuard guard)
+    : rt_(rt), index_(index), sched_(this), stacks_(stack_size, guard), poller_(this) {
+  int err = uv_loop_init(&loop_);
+  if (err != 0) {
+    throw std::runtime_error(std::string("green: uv_loop_init failed: ") + uv_strerror(err));
+  }
+  loop_.data = this;
+  uv_async_init(&loop_, &async_, [](uv_async_t*) {});  // only interrupts uv_run
+  sched_.is_scheduler_ = true;
+  sched_.state_ = Context::State::kRunning;
+  running_ = &sched_;
+}
+
+Worker::~Worker() = default;
+
+bool Worker::stopping() const { return rt_->stopping(); }
+
+// --- switching ------------------------------------------------------------------------------
+
+void Worker::switch_to(Context* next) {
+  Context* self = running_;
+  if (next == self) {
+    self->state_ = Context::State::kRunning;
+    return;
+  }
+  prev_ = self;
+  running_ = next;
+  next->state_ = Context::State::kRunning;
+  thread_state().task = next->task_;
+  boost::context::fiber from = std::move(next->fiber_).resume();
+  after_switch(std::move(from));
+}
+
+void Worker::after_switch(boost::context::fiber&& from) {
+  Context* p = prev_;
+  p->fiber_ = std::move(from);
+  if (p->retire_) p->destroy();
+}
+
+// --- queues -----------------------------------------------------------------------------------
+
+void Worker::push_ready(Context* c) {
+  c->state_ = Context::State::kReady;
+  c->next_ = nullptr;
+  if (ready_tail_) {
+    ready_tail_->next_ = c;
+  } else {
+    ready_head_ = c;
+  }
+  ready_tail_ = c;
+}
+
+Context* Worker::pop_ready() {
+  Context* c = ready_head_;
+  if (c) {
+    ready_head_ = c->next_;
+    if (!ready_head_) ready_tail_ = nullptr;
+    c->next_ = nullptr;
+  }
+  return c;
+}
+
+bool Worker::drain_inbox() {
+  if (!inbox_.load(std::memory_order_relaxed)) return false;
+  Context* list = inbox_.exchange(nullptr, std::memory_order_acquire);  // pairs with push CAS
+  // The inbox is LIFO; reverse it so fibers run in the order they were woken.
+  Context* rev = nullptr;
+  while (list) {
+    Context* n = list->next_;
+    list->next_ = rev;
+    rev = list;
+    list = n;
+  }
+  bool any = rev != nullptr;
+  while (rev) {
+    Context* n = rev->next_;
+    push_ready(rev);
+    rev = n;
+  }
+  return any;
+}
+
+void Worker::make_ready(Context* c) noexcept {
+  if (tls_current_ == this) {
+    push_ready(c);
+    return;
+  }
+  Context* head = inbox_.load(std::memory_order_relaxed);
+  do {
+    c->next_ = head;
+  } while (!inbox_.compare_exchange_weak(head, c, std::memory_order_seq_cst,
+                                         std::memory_order_relaxed));
+  notify();
+}
+
+void Worker::notify() noexcept {
+  // Pairs with the seq_cst store of sleeping_ in idle(): either we see it set, or the
+  // sleeper's re-check sees our work.
+  if (sleeping_.load(std::memory_order_seq_cst) &&
+      sleeping_.exchange(false, std::memory_order_seq_cst)) {
+    ShimBypass bypass;  // uv_async_send writes to an eventfd
+    uv_async_send(&async_);
+  }
+}
+
+void Worker::push_task(Task* t) {
+  if (tls_current_ == this) {
+    if (!runq_.push(t)) rt_->global_.push(t);
+  } else {
+    rt_->global_.push(t);
+  }
+  rt_->wake_one(this);
+}
+
+Task* Worker::pop_task() {
+  if (Task* t = runq_.pop()) return t;
+  if (!rt_->global_.empty()) return rt_->global_.pop();
+  return nullptr;
+}
+
+Context* Worker::context_for(Task* t) {
+  Context* c = nullptr;
+  std::size_t want = t->stack_size_;
+  bool default_size = (want == 0 || want == stacks_.default_size());
+  if (default_size && !pool_.empty()) {
+    c = pool_.back();
+    pool_.pop_back();
+  } else {
+    try {
+      c = Context::create(this, default_size ? 0 : want);
+    } catch (...) {
+      // No stack: the task fails with the StackError without running.
+      t->error_ = std::current_exception();
+      t->state_.store(Task::kRunning, std::memory_order_relaxed);
+      bool is_main = (t == rt_->main_);
+      t->finish();
+      t->unref();
+      if (is_main) rt_->stop();
+      return nullptr;
+    }
+  }
+  c->task_ = t;
+  t->context_ = c;
+  return c;
+}
+
+Context* Worker::next_runnable() {
+  if (Context* c = pop_ready()) return c;
+  if (drain_inbox()) return pop_ready();
+  while (Task* t = pop_task()) {
+    if (Context* c = context_for(t)) return c;
+  }
+  return nullptr;
+}
+
+// --- fiber-side scheduling ------------------------------------------------------------------
+
+void Worker::park_current() {
+  Context* next = nullptr;
+  if (++tick_ % kPollInterval != 0) next = next_runnable();
+  switch_to(next ? next : &sched_);
+}
+
+void Worker::yield_current() {
+  Context* self = running_;
+  Context* next = nullptr;
+  if (++tick_ % kPollInterval == 0) {
+    next = &sched_;
+  } else {
+    drain_inbox();
+    next = pop_ready();
+    while (!next) {
+      Task* t = pop_task();
+      if (!t) break;
+      next = context_for(t);
+    }
+    if (!next) return;  // nobody else to run
+  }
+  push_ready(self);
+  switch_to(next);
+}
+
+void Worker::context_done(Context* ctx) {
+  ctx->task_ = nullptr;
+  thread_state().task = nullptr;
+  Context* next = nullptr;
+  if (!stopping() && ++tick_ % kPollInterval != 0) {
+    next = pop_ready();
+    if (!next && drain_inbox()) next = pop_ready();
+    if (!next) {
+      while (Task* t = pop_task()) {
+        if (t->stack_size_ == 0 || t->stack_size_ == stacks_.default_size()) {
+          if (ctx->stack_.pooled) {  // run it right here: no switch at all
+            ctx->task_ = t;
+            t->context_ = ctx;
+            thread_state().task = t;
+            return;
+          }
+        }
+        if ((next = context_for(t))) break;
+      }
+    }
+  }
+  if (!next) next = &sched_;
+  if (ctx->stack_.pooled && pool_.size() < kMaxPooledContexts) {
+    ctx->state_ = Context::State::kIdle;
+    pool_.push_back(ctx);
+  } else {
+    ctx->retire_ = true;  // destroyed by after_switch on the next context
+  }
+  switch_to(next);
+  // Taken from the pool by context_for(): task_ is set.
+}
+
+// --- the loop -------------------------------------------------------------------------------
+
+void Worker::post_fd_closed(int fd, std::uint32_t gen) {
+  {
+    std::lock_guard<SpinLock> lk(msg_mu_);
+    closed_fds_.emplace_back(fd, gen);
+  }
+  has_msgs_.store(true, std::memory_order_seq_cst);
+  notify();
+}
+
+void Worker::drain_messages() {
+  if (!has_msgs_.load(std::memory_order_acquire)) return;
+  std::vector<std::pair<int, std::uint32_t>> msgs;
+  {
+    std::lock_guard<SpinLock> lk(msg_mu_);
+    has_msgs_.store(false, std::memory_order_relaxed);
+    msgs.swap(closed_fds_);
+  }
+  for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
+}
+
+bool Worker::find_work() {
+  if (Task* t = rt_->steal(this)) {
+    if (Context* c = context_for(t)) push_ready(c);
+    return true;
+  }
+  return false;
+}
+
+void Worker::idle() {
+  if (find_work()) return;
+  if (rt_->worker_count() > 1 &&
+      2 * rt_->nspinning_.load(std::memory_order_relaxed) < int(rt_->worker_count())) {
+    rt_->nspinning_.fetch_add(1, std::memory_order_seq_cst);
+    auto until = std::chrono::steady_clock::now() + kSpin;
+    bool found = false;
+    while (!found && !stopping()) {
+      for (int i = 0; i < 64; ++i) __builtin_ia32_pause();
+      found = inbox_.load(std::memory_order_acquire) || has_msgs_.load(std::memory_order_acquire) ||
+              find_work();
+      if (std::chrono::steady_clock::now() >= until) break;
+    }
+    rt_->nspinning_.fetch_sub(1, std::memory_order_seq_cst);
+    if (found) return;
+  }
+  sleeping_.store(true, std::memory_order_seq_cst);
+  rt_->nsleeping_.fetch_add(1, std::memory_order_seq_cst);
+  bool work = inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst) ||
+              !rt_->global_.empty() || !runq_.empty() || stopping();
+  if (!work) uv_run(&loop_, UV_RUN_ONCE);
+  sleeping_.store(false, std::memory_order_relaxed);
+  rt_->nsleeping_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+void Worker::run() {
+  tls_current_ = this;
+  thread_state().worker = index_;
+  thread_state().task = nullptr;
+  while (!stopping()) {
+    uv_run(&loop_, UV_RUN_NOWAIT);
+    drain_messages();
+    if (Context* next = next_runnable()) {
+      switch_to(next);
+      continue;
+    }
+    idle();
+  }
+  // Barrier: no worker closes its loop while another may still run a fiber that could
+  // uv_async_send to it.
+  rt_->exited_.fetch_add(1, std::memory_order_acq_rel);
+  while (rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count()) sched_yield();
+  teardown();
+  tls_current_ = nullptr;
+  thread_state().worker = -1;
+}
+
+void Worker::teardown() {
+  // Fibers still parked are abandoned: never resumed, their stacks released with the pool.
+  poller_.close_all();
+  uv_walk(
+      &loop_,
+      [](uv_handle_t* h, void*) {
+        if (!uv_is_closing(h)) uv_close(h, nullptr);
+      },
+      nullptr);
+  while (uv_run(&loop_, UV_RUN_DEFAULT) != 0) {
+  }
+  uv_loop_close(&loop_);
+  ready_head_ = ready_tail_ = nullptr;
+}
+
+}  // namespace green::detail

@@ -1,0 +1,130 @@
+// Worker: one OS thread running fibers over its own uv_loop_t.
+//
+// Loop (Worker::run, on the thread's own stack, i.e. the scheduler context):
+//   1. uv_run(UV_RUN_NOWAIT): due timers, ready fds, offload completions, async wake-ups.
+//      Their callbacks only move fibers to the ready queue; no fiber runs inside libuv.
+//   2. take messages from other threads (inbox of readied fibers, closed fds).
+//   3. run: switch to the first ready fiber or start a queued task. Fibers then hand the CPU
+//      directly to each other (park/yield/exit pick the next fiber themselves) and come back
+//      to the scheduler only when nothing is runnable or every kPollInterval dispatches, so
+//      I/O and timers are polled regularly even when run queues never drain.
+//   4. idle: steal unstarted tasks from the global queue and other workers, spin briefly,
+//      then block in uv_run(UV_RUN_ONCE) until a timer, an fd or uv_async_send wakes it.
+//
+// Queues:
+//   ready_   started fibers that are runnable; owner thread only, FIFO, no atomics.
+//   inbox_   started fibers made runnable by other threads: a lock-free LIFO push by any
+//            thread, taken whole (and reversed) by the owner. Publishing is a release CAS,
+//            taking an acquire exchange.
+//   runq_    unstarted tasks (RunQueue): the only thing other workers may steal.
+//
+// Sleep/wake protocol (Dekker style; both sides use seq_cst):
+//   sleeper: sleeping_ = true; fence; re-check inbox_/queues; uv_run(ONCE); sleeping_ = false
+//   waker:   push work; fence; if (sleeping_.exchange(false)) uv_async_send(&async_)
+//   so a worker never blocks with work it was handed, and a busy worker costs no syscall.
+#pragma once
+
+#include <uv.h>
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "context.hpp"
+#include "poller.hpp"
+#include "run_queue.hpp"
+#include "stack_pool.hpp"
+
+namespace green::detail {
+
+class Runtime;
+
+class Worker {
+ public:
+  Worker(Runtime* rt, int index, std::size_t stack_size, StackGuard guard);
+  ~Worker();
+  Worker(const Worker&) = delete;
+  Worker& operator=(const Worker&) = delete;
+
+  // The worker running on this thread, or nullptr.
+  static Worker* current() noexcept { return tls_current_; }
+
+  // Thread body: runs the loop until the runtime stops, then tears down.
+  void run();
+
+  // --- called on this worker's thread, from a fiber --------------------------------------
+  // Suspends the running fiber (already recorded as waiting somewhere) and runs others.
+  void park_current();
+  // Requeues the running fiber behind the other ready ones and runs them.
+  void yield_current();
+  // Called by a Context whose task finished. Returns with ctx->task_ set to its next task.
+  void context_done(Context* ctx);
+
+  // --- any thread -------------------------------------------------------------------------
+  // Makes a parked fiber of this worker runnable.
+  void make_ready(Context* c) noexcept;
+  // Queues an unstarted task here (owner thread) or on the global queue.
+  void push_task(Task* t);
+  // Wakes this worker if it is blocked in uv_run.
+  void notify() noexcept;
+  // A closed fd: drop this worker's registrations (runs on this worker's thread).
+  void post_fd_closed(int fd, std::uint32_t gen);
+
+  // --- owner-thread helpers -----------------------------------------------------------------
+  void switch_to(Context* next);
+  void after_switch(boost::context::fiber&& from);
+  Context* running() const { return running_; }
+  uv_loop_t* loop() { return &loop_; }
+  Poller& poller() { return poller_; }
+  int index() const { return index_; }
+  Runtime* runtime() const { return rt_; }
+  RunQueue& runq() { return runq_; }
+  bool stopping() const;
+
+  std::atomic<bool> sleeping_{false};
+
+ private:
+  static constexpr std::uint32_t kPollInterval = 61;  // dispatches between I/O polls (Go's 61)
+  static constexpr std::size_t kMaxPooledContexts = 1024;
+
+  Context* next_runnable();       // ready fiber, or a context bound to a new task, or nullptr
+  Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
+  Task* pop_task();
+  void push_ready(Context* c);
+  Context* pop_ready();
+  bool drain_inbox();
+  void drain_messages();
+  bool find_work();  // steal from the global queue / other workers
+  void idle();
+  void teardown();
+  void retire(Context* c);
+
+  static thread_local Worker* tls_current_;
+
+  Runtime* const rt_;
+  const int index_;
+  uv_loop_t loop_;
+  uv_async_t async_;
+  Context sched_;
+  Context* running_ = nullptr;
+  Context* prev_ = nullptr;  // the context that switched to the one now running
+  Context* ready_head_ = nullptr;
+  Context* ready_tail_ = nullptr;
+  std::atomic<Context*> inbox_{nullptr};
+  RunQueue runq_;
+  std::vector<Context*> pool_;
+  StackPool stacks_;
+  Poller poller_;
+  std::uint32_t tick_ = 0;
+
+  SpinLock msg_mu_;  // guards closed_fds_ (a SpinLock: callable from fibers under the shim)
+  std::vector<std::pair<int, std::uint32_t>> closed_fds_;
+  std::atomic<bool> has_msgs_{false};
+
+  friend class Context;
+  friend class Runtime;
+};
+
+}  // namespace green::detail
