@@ -28,7 +28,8 @@ constexpr std::size_t kContextReserve = (sizeof(Context) + 63) / 64 * 64;
 
 void run_task(Worker* w, Task* t) {
   t->state_.store(Task::kRunning, std::memory_order_relaxed);
-  if (t->cancel_pending_.load(std::memory_order_acquire)) {
+  t->home_.store(w, std::memory_order_seq_cst);  // pairs with Task::cancel(), see task.cpp
+  if (t->cancel_pending_.load(std::memory_order_seq_cst)) {
     // Cancelled before it started: it never runs (gevent's kill of an unstarted greenlet).
     t->cancel_pending_.store(false, std::memory_order_relaxed);
     t->error_ = std::make_exception_ptr(Cancelled());

@@ -1,5 +1,6 @@
 // green::Deadline: a scoped deadline on the current task (see deadline.hpp). Only the task
 // itself reads or writes Task::deadline_, so no synchronisation is needed.
+#include "tls.hpp"
 #include "green/deadline.hpp"
 
 #include <algorithm>
@@ -10,7 +11,7 @@
 namespace green {
 
 Deadline::Deadline(std::chrono::steady_clock::time_point at)
-    : at_(at), task_(detail::thread_state().task) {
+    : at_(at), task_(detail::tls().task) {
   if (auto* t = static_cast<detail::Task*>(task_)) {
     saved_ = t->deadline_;
     saved_fired_ = t->deadline_fired_;

@@ -4,6 +4,7 @@
 // uv_cancel() (which succeeds if the work has not started) and is reported afterwards.
 #include <uv.h>
 
+#include "tls.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/offload.hpp"
 #include "worker.hpp"
@@ -23,7 +24,7 @@ struct Offload {
 
 WakeReason offload_raw(void (*fn)(void*), void* arg) noexcept {
   Worker* wk = Worker::current();
-  if (!wk || !thread_state().task) {
+  if (!wk || !tls().task) {
     fn(arg);
     return WakeReason::kNotified;
   }

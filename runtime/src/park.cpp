@@ -1,6 +1,6 @@
 // park/wake: the suspend/resume primitive under every blocking call (see detail/wait.hpp).
 //
-// On a fiber, park() publishes the Waiter for cancellation (Task::waiter_), arms the
+// On a fiber, park() records the Waiter for cancellation (Task::waiter_), arms the
 // context's libuv timer for the effective deadline (the earlier of the call's own and the
 // fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
 // CAS on Waiter::state makes the fiber runnable on its own worker.
@@ -18,6 +18,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "tls.hpp"
 #include "context.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/errors.hpp"
@@ -107,7 +108,7 @@ void SpinLock::lock_slow() noexcept {
 
 WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptible) noexcept {
   Worker* wk = Worker::current();
-  Task* t = thread_state().task;
+  Task* t = tls().task;
   if (!wk || !t) return park_thread(w, deadline, unlock);
 
   Context* c = wk->running();
@@ -119,9 +120,9 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
     scoped = true;
   }
   if (interruptible) {
-    // Publish for cancel(); then look for a cancel that came first (Dekker: both seq_cst).
-    t->waiter_.store(&w, std::memory_order_seq_cst);
-    if (t->cancel_pending_.load(std::memory_order_seq_cst)) wake(&w, WakeReason::kCancelled);
+    // A cancel() after this check reaches us through our worker (Worker::post_cancel).
+    t->waiter_ = &w;
+    if (t->cancel_pending_.load(std::memory_order_relaxed)) wake(&w, WakeReason::kCancelled);
   }
   if (deadline != kNoDeadline) {
     if (Clock::now() >= deadline) {
@@ -139,12 +140,7 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
     uv_timer_stop(&c->timer_);
     c->timed_waiter_ = nullptr;
   }
-  if (interruptible) {
-    if (t->waiter_.exchange(nullptr, std::memory_order_acq_rel) != &w) {
-      // A canceller took the waiter: wait until it stops touching it.
-      while (!w.borrow_returned.load(std::memory_order_acquire)) sched_yield();
-    }
-  }
+  if (interruptible) t->waiter_ = nullptr;
   WakeReason r = w.reason();
   if (r == WakeReason::kCancelled) t->cancel_pending_.store(false, std::memory_order_relaxed);
   if (r == WakeReason::kTimeout && scoped) {

@@ -1,4 +1,5 @@
 // Poller and green::io (design note in poller.hpp).
+#include "tls.hpp"
 #include "poller.hpp"
 
 #include <poll.h>
@@ -209,7 +210,7 @@ using detail::Worker;
 WaitResult wait_any(const pollfd* fds, unsigned long n,
                     std::chrono::steady_clock::time_point deadline) noexcept {
   Worker* w = Worker::current();
-  if (!w || !detail::thread_state().task) {
+  if (!w || !detail::tls().task) {
     // Plain thread: block in poll(2).
     for (;;) {
       int ms = -1;

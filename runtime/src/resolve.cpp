@@ -9,6 +9,7 @@
 #include <string>
 #include <system_error>
 
+#include "tls.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/net.hpp"
 #include "worker.hpp"
@@ -72,7 +73,7 @@ std::vector<Address> resolve(const std::string& host, const std::string& service
   const char* h = host.empty() ? nullptr : host.c_str();
   const char* s = service.empty() ? nullptr : service.c_str();
   detail::Worker* wk = detail::Worker::current();
-  if (!wk || !detail::thread_state().task) {
+  if (!wk || !detail::tls().task) {
     addrinfo* res = nullptr;
     int rc = getaddrinfo(h, s, &hints, &res);
     if (rc != 0) throw std::system_error(rc, resolve_category(), "green::net::resolve " + host);

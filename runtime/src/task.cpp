@@ -1,18 +1,20 @@
 // Task: control block of a spawned function (see detail/task.hpp).
 //
-// Cancellation handshake. cancel() may run on any thread while the task parks and resumes
-// on its own worker, and the Waiter it would wake lives on the task's stack. So the
-// canceller *borrows* the waiter: it takes it out of waiter_ with a CAS (so park()'s own
-// exchange on resume sees nullptr and knows a borrow happened), wakes it, and as its very
-// last access sets borrow_returned; park() spins until borrow_returned is set before it lets
-// the Waiter go out of scope. The exchange makes at most one canceller borrow a given wait.
-// cancel_pending_ (seq_cst) pairs with park()'s publication of waiter_ (seq_cst): either
-// park sees the pending flag, or cancel sees the waiter.
+// Cancellation. cancel() may run on any thread; the Waiter it must wake lives on the
+// task's stack and is touched only on the task's home worker. So cancel() sets
+// cancel_pending_ and hands the rest to that worker (Worker::post_cancel), which wakes the
+// task's current wait, if any, on its own thread. park() checks cancel_pending_ before it
+// blocks; a cancel that lands after that check is delivered by the worker's message. A task
+// that has not started has no home yet: run_task publishes home_ and then reads
+// cancel_pending_ (both seq_cst, against cancel()'s store of the flag and load of home_), so
+// one of the two sides always sees the other.
 #include <atomic>
 
 #include "green/detail/hooks.hpp"
 #include "green/detail/task.hpp"
 #include "green/errors.hpp"
+#include "tls.hpp"
+#include "worker.hpp"
 
 namespace green::detail {
 
@@ -20,7 +22,8 @@ namespace {
 std::atomic<std::uint64_t> g_next_id{1};
 }
 
-Task::Task() : id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {}
+Task::Task(std::uint32_t refs)
+    : refs_(refs), id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {}
 
 Task::~Task() = default;
 
@@ -29,12 +32,9 @@ void Task::record_exception() noexcept { error_ = std::current_exception(); }
 void Task::cancel() noexcept {
   cancel_requested_.store(true, std::memory_order_relaxed);
   cancel_pending_.store(true, std::memory_order_seq_cst);
-  Waiter* w = waiter_.load(std::memory_order_seq_cst);
-  if (!w) return;
-  // Borrow: only the CAS winner may touch *w, and only until it sets borrow_returned.
-  if (!waiter_.compare_exchange_strong(w, nullptr, std::memory_order_acq_rel)) return;
-  wake(w, WakeReason::kCancelled);
-  w->borrow_returned.store(true, std::memory_order_release);  // last access to *w
+  if (auto* home = static_cast<Worker*>(home_.load(std::memory_order_seq_cst))) {
+    home->post_cancel(this);
+  }
 }
 
 void Task::finish() noexcept {
@@ -60,11 +60,12 @@ WakeReason Task::wait_done(TimePoint deadline) noexcept {
   return r;
 }
 
-Task* current_task() noexcept { return thread_state().task; }
+Task* current_task() noexcept { return tls().task; }
 
-ThreadState& thread_state() noexcept {
-  static thread_local ThreadState state;
-  return state;
-}
+// initial-exec: a plain %fs-relative access instead of a __tls_get_addr call; libgreen and
+// the preload library are loaded at program start, where static TLS is always available.
+GREEN_TLS_IE thread_local ThreadState g_thread_state;
+
+ThreadState& thread_state() noexcept { return g_thread_state; }
 
 }  // namespace green::detail

@@ -2,17 +2,18 @@
 // equivalent OS-thread operation, so code shared with plain threads keeps working.
 #include <thread>
 
+#include "tls.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/fiber.hpp"
 #include "worker.hpp"
 
 namespace green::this_fiber {
 
-using detail::thread_state;
+using detail::tls;
 
 void yield() {
   detail::Worker* w = detail::Worker::current();
-  if (w && thread_state().task) {
+  if (w && tls().task) {
     w->yield_current();
   } else {
     std::this_thread::yield();
@@ -20,7 +21,7 @@ void yield() {
 }
 
 void sleep_until(std::chrono::steady_clock::time_point t) {
-  if (!thread_state().task) {
+  if (!tls().task) {
     std::this_thread::sleep_until(t);
     return;
   }
@@ -33,23 +34,23 @@ void sleep_until(std::chrono::steady_clock::time_point t) {
 }
 
 std::uint64_t id() noexcept {
-  detail::Task* t = thread_state().task;
+  detail::Task* t = tls().task;
   return t ? t->id() : 0;
 }
 
-bool on_fiber() noexcept { return thread_state().task != nullptr; }
+bool on_fiber() noexcept { return tls().task != nullptr; }
 
 void set_name(std::string name) {
-  if (detail::Task* t = thread_state().task) t->name_ = std::move(name);
+  if (detail::Task* t = tls().task) t->name_ = std::move(name);
 }
 
 std::string name() {
-  detail::Task* t = thread_state().task;
+  detail::Task* t = tls().task;
   return t ? t->name_ : std::string();
 }
 
 bool cancel_requested() noexcept {
-  detail::Task* t = thread_state().task;
+  detail::Task* t = tls().task;
   return t && t->cancel_requested_.load(std::memory_order_relaxed);
 }
 

@@ -1,4 +1,5 @@
 // Worker implementation (design note in worker.hpp).
+#include "tls.hpp"
 #include "worker.hpp"
 
 #include <sched.h>
@@ -15,7 +16,7 @@
 
 namespace green::detail {
 
-thread_local Worker* Worker::tls_current_ = nullptr;
+__attribute__((tls_model("initial-exec"))) thread_local Worker* Worker::tls_current_ = nullptr;
 
 namespace {
 constexpr auto kSpin = std::chrono::microseconds(20);
@@ -49,7 +50,7 @@ void Worker::switch_to(Context* next) {
   prev_ = self;
   running_ = next;
   next->state_ = Context::State::kRunning;
-  thread_state().task = next->task_;
+  tls().task = next->task_;
   boost::context::fiber from = std::move(next->fiber_).resume();
   after_switch(std::move(from));
 }
@@ -127,12 +128,16 @@ void Worker::notify() noexcept {
 }
 
 void Worker::push_task(Task* t) {
-  if (tls_current_ == this) {
-    if (!runq_.push(t)) rt_->global_.push(t);
-  } else {
+  if (tls_current_ != this || !runq_.push(t)) {
     rt_->global_.push(t);
+    rt_->wake_one(this);
+    return;
   }
-  rt_->wake_one(this);
+  // Our own queue: we will run it ourselves if nobody steals it, so a missed wake-up costs
+  // only parallelism; skip the fence and just look whether a worker sleeps (Go's wakep).
+  if (rt_->nsleeping_.load(std::memory_order_relaxed) > 0 &&
+      rt_->nspinning_.load(std::memory_order_relaxed) == 0)
+    rt_->wake_one(this);
 }
 
 Task* Worker::pop_task() {
@@ -205,7 +210,7 @@ void Worker::yield_current() {
 
 void Worker::context_done(Context* ctx) {
   ctx->task_ = nullptr;
-  thread_state().task = nullptr;
+  tls().task = nullptr;
   Context* next = nullptr;
   if (!stopping() && ++tick_ % kPollInterval != 0) {
     next = pop_ready();
@@ -216,7 +221,7 @@ void Worker::context_done(Context* ctx) {
           if (ctx->stack_.pooled) {  // run it right here: no switch at all
             ctx->task_ = t;
             t->context_ = ctx;
-            thread_state().task = t;
+            tls().task = t;
             return;
           }
         }
@@ -246,15 +251,36 @@ void Worker::post_fd_closed(int fd, std::uint32_t gen) {
   notify();
 }
 
+void Worker::post_cancel(Task* t) {
+  if (tls_current_ == this) {  // on the task's own worker: deliver now
+    if (t->waiter_) wake(t->waiter_, WakeReason::kCancelled);
+    return;
+  }
+  t->ref();
+  {
+    std::lock_guard<SpinLock> lk(msg_mu_);
+    cancels_.push_back(t);
+  }
+  has_msgs_.store(true, std::memory_order_seq_cst);
+  notify();
+}
+
 void Worker::drain_messages() {
   if (!has_msgs_.load(std::memory_order_acquire)) return;
   std::vector<std::pair<int, std::uint32_t>> msgs;
+  std::vector<Task*> cancels;
   {
     std::lock_guard<SpinLock> lk(msg_mu_);
     has_msgs_.store(false, std::memory_order_relaxed);
     msgs.swap(closed_fds_);
+    cancels.swap(cancels_);
   }
   for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
+  for (Task* t : cancels) {
+    // The task is parked (we are in the scheduler context) or finished.
+    if (t->waiter_) wake(t->waiter_, WakeReason::kCancelled);
+    t->unref();
+  }
 }
 
 bool Worker::find_work() {
@@ -292,8 +318,8 @@ void Worker::idle() {
 
 void Worker::run() {
   tls_current_ = this;
-  thread_state().worker = index_;
-  thread_state().task = nullptr;
+  tls().worker = index_;
+  tls().task = nullptr;
   while (!stopping()) {
     uv_run(&loop_, UV_RUN_NOWAIT);
     drain_messages();
@@ -309,7 +335,7 @@ void Worker::run() {
   while (rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count()) sched_yield();
   teardown();
   tls_current_ = nullptr;
-  thread_state().worker = -1;
+  tls().worker = -1;
 }
 
 void Worker::teardown() {

@@ -71,6 +71,8 @@ class Worker {
   void notify() noexcept;
   // A closed fd: drop this worker's registrations (runs on this worker's thread).
   void post_fd_closed(int fd, std::uint32_t gen);
+  // Task::cancel() for a task running here: wakes its current wait on this worker's thread.
+  void post_cancel(Task* t);
 
   // --- owner-thread helpers -----------------------------------------------------------------
   void switch_to(Context* next);
@@ -101,7 +103,7 @@ class Worker {
   void teardown();
   void retire(Context* c);
 
-  static thread_local Worker* tls_current_;
+  __attribute__((tls_model("initial-exec"))) static thread_local Worker* tls_current_;
 
   Runtime* const rt_;
   const int index_;
@@ -119,8 +121,9 @@ class Worker {
   Poller poller_;
   std::uint32_t tick_ = 0;
 
-  SpinLock msg_mu_;  // guards closed_fds_ (a SpinLock: callable from fibers under the shim)
+  SpinLock msg_mu_;  // guards closed_fds_, cancels_ (a SpinLock: no libc locks under the shim)
   std::vector<std::pair<int, std::uint32_t>> closed_fds_;
+  std::vector<Task*> cancels_;  // each holds a reference
   std::atomic<bool> has_msgs_{false};
 
   friend class Context;

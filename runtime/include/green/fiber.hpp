@@ -99,8 +99,7 @@ auto spawn(SpawnOptions opts, F&& f, Args&&... args) {
   using T = std::invoke_result_t<Bound&>;
   auto* t = new detail::TaskImpl<T, Bound>(std::move(bound));
   t->name_ = std::move(opts.name);
-  t->stack_size_ = opts.stack_size;
-  t->ref();  // one reference for the handle, one for the runtime
+  t->stack_size_ = opts.stack_size;  // t carries two references: the handle's, the runtime's
   try {
     detail::submit(t);
   } catch (...) {

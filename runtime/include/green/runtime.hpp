@@ -35,7 +35,6 @@ auto run(F&& main, Options opts = {}) -> std::invoke_result_t<F&> {
   auto fn = [f = std::forward<F>(main)]() mutable -> T { return f(); };
   auto* t = new detail::TaskImpl<T, decltype(fn)>(std::move(fn));
   t->name_ = "main";
-  t->ref();
   struct Drop {
     detail::Task* t;
     ~Drop() { t->unref(); }

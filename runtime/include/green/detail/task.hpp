@@ -8,7 +8,8 @@
 //   id_, name_ (set before start), stack_size_  : immutable after spawn (name_ may be set by
 //                                                  the task itself; read it from the task)
 //   state_                                       : atomic; kQueued -> kRunning -> kDone
-//   waiter_, cancel_                             : atomic; see interrupt()/park()
+//   waiter_                                      : the task's own worker thread only
+//   cancel_pending_, home_                       : atomic; see Task::cancel() in task.cpp
 //   deadline_                                    : touched only by the task itself
 //   joiner_, join_lock_                          : the join handshake
 //   error_, result (in TaskImpl)                 : written by the task before kDone
@@ -33,7 +34,7 @@ class GREEN_API Task {
  public:
   enum State : std::uint32_t { kQueued, kRunning, kDone };
 
-  Task();
+  explicit Task(std::uint32_t refs = 1);
   virtual ~Task();
   Task(const Task&) = delete;
   Task& operator=(const Task&) = delete;
@@ -65,7 +66,8 @@ class GREEN_API Task {
   Context* context_ = nullptr;  // set when started
   void* shim_data_ = nullptr;   // per-fiber-thread state owned by the shim (pthread emulation)
   std::atomic<std::uint32_t> state_{kQueued};
-  std::atomic<Waiter*> waiter_{nullptr};    // the wait in progress, for cancel()
+  Waiter* waiter_ = nullptr;                 // interruptible wait in progress (home thread)
+  std::atomic<void*> home_{nullptr};         // the Worker running it, set at start
   std::atomic<bool> cancel_pending_{false};  // consumed when delivered
   std::atomic<bool> cancel_requested_{false};  // sticky
   TimePoint deadline_ = kNoDeadline;         // innermost green::Deadline scope
@@ -81,13 +83,14 @@ class GREEN_API Task {
   void record_exception() noexcept;
 
  private:
-  std::atomic<std::uint32_t> refs_{1};
+  std::atomic<std::uint32_t> refs_;
   std::uint64_t id_;
 };
 
 template <class T>
 class ResultTask : public Task {
  public:
+  explicit ResultTask(std::uint32_t refs) : Task(refs) {}
   T take() {
     rethrow_if_failed();
     if constexpr (!std::is_void_v<T>) return std::move(*result_);
@@ -100,7 +103,8 @@ class ResultTask : public Task {
 template <class T, class Fn>
 class TaskImpl final : public ResultTask<T> {
  public:
-  explicit TaskImpl(Fn&& fn) : fn_(std::move(fn)) {}
+  // refs: the references handed out at creation (the runtime's, plus the handle's).
+  explicit TaskImpl(Fn&& fn, std::uint32_t refs = 2) : ResultTask<T>(refs), fn_(std::move(fn)) {}
   void run() noexcept override {
     try {
       if constexpr (std::is_void_v<T>) {

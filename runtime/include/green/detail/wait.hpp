@@ -9,7 +9,7 @@
 // Lifetime rule that makes destroying a primitive right after waking safe: a waker touches a
 // Waiter only while holding the lock of the list the Waiter is on, and a woken Waiter
 // re-acquires that lock before it returns. Cancellation, which comes from outside any list,
-// uses a borrow handshake on Task::waiter_ instead (see task.cpp).
+// is delivered by the task's own worker (see task.cpp), so it never races the Waiter's end.
 //
 // Threads: park() may be called on any fiber or any OS thread. A parked fiber is resumed on
 // the worker it ran on (fibers never migrate once started), so the resumed code sees the same
@@ -51,7 +51,6 @@ class Context;
 
 struct Waiter {
   std::atomic<std::uint32_t> state{0};  // WakeReason; CAS from kWaiting decides the waker
-  std::atomic<bool> borrow_returned{false};  // cancel handshake, see task.cpp
   Context* context = nullptr;           // fiber to resume; nullptr: an OS thread (futex)
   Waiter* next = nullptr;               // links in the owner's WaitList (guarded by its lock)
   Waiter* prev = nullptr;
