@@ -1,8 +1,6 @@
 // Context implementation (design note in context.hpp).
 #include "context.hpp"
 
-#include <boost/context/preallocated.hpp>
-#include <boost/context/stack_context.hpp>
 #include <memory>
 #include <new>
 
@@ -12,17 +10,9 @@
 
 namespace green::detail {
 
-namespace ctx = boost::context;
+namespace fc = boost::context::detail;
 
 namespace {
-
-// Boost.Context wants an allocator to give the stack back when a fiber *returns*. Ours never
-// return (a Context runs tasks until the worker is torn down, then its stack is released by
-// the pool without unwinding), so deallocate is never reached.
-struct NoDeallocate {
-  ctx::stack_context allocate() { return {}; }
-  void deallocate(ctx::stack_context&) noexcept {}
-};
 
 constexpr std::size_t kContextReserve = (sizeof(Context) + 63) / 64 * 64;
 
@@ -50,20 +40,18 @@ Context* Context::create(Worker* worker, std::size_t stack_size) {
   char* top = s.top();
   auto* c = new (top - kContextReserve) Context(worker);
   c->stack_ = s;
-  ctx::stack_context sctx;
-  sctx.sp = top;
-  sctx.size = s.usable();
-  ctx::preallocated palloc(top - kContextReserve, s.usable() - kContextReserve, sctx);
-  c->fiber_ = ctx::fiber(std::allocator_arg, palloc, NoDeallocate{},
-                         [c](ctx::fiber&& from) { return Context::main(c, std::move(from)); });
+  char* sp = top - kContextReserve;  // the machine stack starts below the Context
+  std::size_t size = static_cast<std::size_t>(sp - (s.top() - s.usable()));
+  c->fctx_ = fc::make_fcontext(sp, size, &Context::entry);
+  sanitizer_register_stack(c->san_, s.top() - s.usable(), s.usable(), false);
   return c;
 }
 
 void Context::destroy() noexcept {
-  // The suspended fiber_ is deliberately not destroyed: that would unwind its stack. A pooled
-  // context is parked in Worker::context_done with nothing to clean up.
+  // A pooled context is suspended inside Worker::context_done with nothing to clean up.
   Worker* w = worker_;
   Stack s = stack_;
+  sanitizer_unregister_stack(san_);
   if (timer_init_) {
     timer_.data = new Stack(s);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
@@ -77,9 +65,11 @@ void Context::destroy() noexcept {
   }
 }
 
-ctx::fiber Context::main(Context* self, ctx::fiber&& from) {
-  Worker* w = self->worker_;
-  w->after_switch(std::move(from));
+void Context::entry(fc::transfer_t from) {
+  sanitizer_after_switch(nullptr);
+  Worker* w = Worker::current();
+  Context* self = w->running();
+  w->finish_switch(from);
   for (;;) {
     run_task(w, self->task_);
     w->context_done(self);  // returns with self->task_ set to the next task

@@ -1,4 +1,5 @@
-// Context: the execution vehicle of fibers: one stack plus one suspended Boost.Context fiber.
+// Context: the execution vehicle of fibers: one stack plus one suspended machine context
+// (Boost.Context's fcontext_t: jump_fcontext is the whole switch, ~20 instructions).
 //
 // A Context lives at the top of its own stack (no separate allocation) and belongs to one
 // worker for its whole life. It runs tasks one after another: when its task finishes it
@@ -7,7 +8,12 @@
 // finish, so a started fiber never changes OS thread.
 //
 // The worker's own OS-thread stack is represented by a Context too (Worker::sched_), which
-// runs the event loop; its `fiber_` holds the suspended loop while fibers run.
+// runs the event loop; its `fctx_` holds the suspended loop while fibers run.
+//
+// Why fcontext and not boost::context::fiber: the fiber wrapper adds a record, move-only
+// ownership and unwinding on destruction, none of which green uses (a Context never returns
+// and is never unwound; abandoned fibers are dropped with their stacks at shutdown). Calling
+// the fcontext layer directly keeps the switch within a few instructions of the raw cost.
 //
 // Fields are touched only by the owning worker's thread, except `next_`, which links the
 // Context into the owner's inbox when another thread makes it runnable (see Worker::inbox_).
@@ -15,11 +21,12 @@
 
 #include <uv.h>
 
-#include <boost/context/fiber.hpp>
+#include <boost/context/detail/fcontext.hpp>
 #include <cstdint>
 
 #include "green/detail/task.hpp"
 #include "green/detail/wait.hpp"
+#include "sanitizer.hpp"
 #include "stack_pool.hpp"
 
 namespace green::detail {
@@ -41,7 +48,7 @@ class Context {
   void destroy() noexcept;
 
   Worker* const worker_;
-  boost::context::fiber fiber_;  // suspended machine state while not running
+  boost::context::detail::fcontext_t fctx_ = nullptr;  // suspended machine state
   Task* task_ = nullptr;
   Context* next_ = nullptr;  // ready queue / inbox / pool link
   State state_ = State::kIdle;
@@ -55,11 +62,12 @@ class Context {
   TimePoint timer_deadline_{};
 
   Stack stack_;
+  SanitizerState san_;
 
   explicit Context(Worker* w) : worker_(w) {}
 
  private:
-  static boost::context::fiber main(Context* self, boost::context::fiber&& from);
+  static void entry(boost::context::detail::transfer_t from);
 };
 
 }  // namespace green::detail

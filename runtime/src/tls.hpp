@@ -8,7 +8,7 @@
 
 namespace green::detail {
 
-extern GREEN_TLS_IE thread_local ThreadState g_thread_state;
+extern GREEN_TLS_IE constinit thread_local ThreadState g_thread_state;
 
 inline ThreadState& tls() noexcept { return g_thread_state; }
 

@@ -2,6 +2,7 @@
 #include "tls.hpp"
 #include "worker.hpp"
 
+#include <pthread.h>
 #include <sched.h>
 
 #include <chrono>
@@ -41,48 +42,7 @@ bool Worker::stopping() const { return rt_->stopping(); }
 
 // --- switching ------------------------------------------------------------------------------
 
-void Worker::switch_to(Context* next) {
-  Context* self = running_;
-  if (next == self) {
-    self->state_ = Context::State::kRunning;
-    return;
-  }
-  prev_ = self;
-  running_ = next;
-  next->state_ = Context::State::kRunning;
-  tls().task = next->task_;
-  boost::context::fiber from = std::move(next->fiber_).resume();
-  after_switch(std::move(from));
-}
-
-void Worker::after_switch(boost::context::fiber&& from) {
-  Context* p = prev_;
-  p->fiber_ = std::move(from);
-  if (p->retire_) p->destroy();
-}
-
 // --- queues -----------------------------------------------------------------------------------
-
-void Worker::push_ready(Context* c) {
-  c->state_ = Context::State::kReady;
-  c->next_ = nullptr;
-  if (ready_tail_) {
-    ready_tail_->next_ = c;
-  } else {
-    ready_head_ = c;
-  }
-  ready_tail_ = c;
-}
-
-Context* Worker::pop_ready() {
-  Context* c = ready_head_;
-  if (c) {
-    ready_head_ = c->next_;
-    if (!ready_head_) ready_tail_ = nullptr;
-    c->next_ = nullptr;
-  }
-  return c;
-}
 
 bool Worker::drain_inbox() {
   if (!inbox_.load(std::memory_order_relaxed)) return false;
@@ -185,17 +145,17 @@ Context* Worker::next_runnable() {
 
 void Worker::park_current() {
   Context* next = nullptr;
-  if (++tick_ % kPollInterval != 0) next = next_runnable();
+  if (!poll_due()) next = next_runnable();
   switch_to(next ? next : &sched_);
 }
 
 void Worker::yield_current() {
   Context* self = running_;
   Context* next = nullptr;
-  if (++tick_ % kPollInterval == 0) {
+  if (poll_due()) {
     next = &sched_;
   } else {
-    drain_inbox();
+    if (inbox_.load(std::memory_order_relaxed)) drain_inbox();
     next = pop_ready();
     while (!next) {
       Task* t = pop_task();
@@ -212,7 +172,7 @@ void Worker::context_done(Context* ctx) {
   ctx->task_ = nullptr;
   tls().task = nullptr;
   Context* next = nullptr;
-  if (!stopping() && ++tick_ % kPollInterval != 0) {
+  if (!stopping() && !poll_due()) {
     next = pop_ready();
     if (!next && drain_inbox()) next = pop_ready();
     if (!next) {
@@ -234,7 +194,7 @@ void Worker::context_done(Context* ctx) {
     ctx->state_ = Context::State::kIdle;
     pool_.push_back(ctx);
   } else {
-    ctx->retire_ = true;  // destroyed by after_switch on the next context
+    ctx->retire_ = true;  // destroyed by finish_switch on the next context
   }
   switch_to(next);
   // Taken from the pool by context_for(): task_ is set.
@@ -317,6 +277,17 @@ void Worker::idle() {
 }
 
 void Worker::run() {
+  {
+    // The scheduler context runs on this thread's own stack.
+    pthread_attr_t attr;
+    void* lo = nullptr;
+    std::size_t len = 0;
+    if (pthread_getattr_np(pthread_self(), &attr) == 0) {
+      pthread_attr_getstack(&attr, &lo, &len);
+      pthread_attr_destroy(&attr);
+    }
+    sanitizer_register_stack(sched_.san_, lo, len, true);
+  }
   tls_current_ = this;
   tls().worker = index_;
   tls().task = nullptr;

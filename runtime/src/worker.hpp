@@ -36,6 +36,7 @@
 #include "poller.hpp"
 #include "run_queue.hpp"
 #include "stack_pool.hpp"
+#include "tls.hpp"
 
 namespace green::detail {
 
@@ -75,8 +76,30 @@ class Worker {
   void post_cancel(Task* t);
 
   // --- owner-thread helpers -----------------------------------------------------------------
-  void switch_to(Context* next);
-  void after_switch(boost::context::fiber&& from);
+  // Hands the CPU to `next` (a no-op if it is the running context). Returns when some
+  // context switches back to the caller. Inline: it is the heart of every hot path.
+  __attribute__((always_inline)) void switch_to(Context* next) {
+    Context* self = running_;
+    if (next == self) {
+      self->state_ = Context::State::kRunning;
+      return;
+    }
+    running_ = next;
+    next->state_ = Context::State::kRunning;
+    tls().task = next->task_;
+    void* fake_stack = nullptr;
+    sanitizer_before_switch(next->san_, &fake_stack);
+    auto from = boost::context::detail::jump_fcontext(next->fctx_, self);
+    sanitizer_after_switch(fake_stack);
+    finish_switch(from);
+  }
+  // First thing a context does when it gets the CPU: records the suspended state of the
+  // context that switched to it (and retires that one if it asked to be).
+  void finish_switch(boost::context::detail::transfer_t from) {
+    auto* prev = static_cast<Context*>(from.data);
+    prev->fctx_ = from.fctx;
+    if (prev->retire_) prev->destroy();
+  }
   Context* running() const { return running_; }
   uv_loop_t* loop() { return &loop_; }
   Poller& poller() { return poller_; }
@@ -94,8 +117,24 @@ class Worker {
   Context* next_runnable();       // ready fiber, or a context bound to a new task, or nullptr
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
   Task* pop_task();
-  void push_ready(Context* c);
-  Context* pop_ready();
+  void push_ready(Context* c) {
+    c->state_ = Context::State::kReady;
+    c->next_ = nullptr;
+    if (ready_tail_) {
+      ready_tail_->next_ = c;
+    } else {
+      ready_head_ = c;
+    }
+    ready_tail_ = c;
+  }
+  Context* pop_ready() {
+    Context* c = ready_head_;
+    if (c) {
+      ready_head_ = c->next_;
+      if (!ready_head_) ready_tail_ = nullptr;
+    }
+    return c;
+  }
   bool drain_inbox();
   void drain_messages();
   bool find_work();  // steal from the global queue / other workers
@@ -111,7 +150,6 @@ class Worker {
   uv_async_t async_;
   Context sched_;
   Context* running_ = nullptr;
-  Context* prev_ = nullptr;  // the context that switched to the one now running
   Context* ready_head_ = nullptr;
   Context* ready_tail_ = nullptr;
   std::atomic<Context*> inbox_{nullptr};
@@ -119,7 +157,12 @@ class Worker {
   std::vector<Context*> pool_;
   StackPool stacks_;
   Poller poller_;
-  std::uint32_t tick_ = 0;
+  std::uint32_t poll_countdown_ = kPollInterval;  // dispatches left before the next I/O poll
+  bool poll_due() {
+    if (--poll_countdown_ != 0) return false;
+    poll_countdown_ = kPollInterval;
+    return true;
+  }
 
   SpinLock msg_mu_;  // guards closed_fds_, cancels_ (a SpinLock: no libc locks under the shim)
   std::vector<std::pair<int, std::uint32_t>> closed_fds_;
