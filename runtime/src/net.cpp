@@ -56,6 +56,7 @@ int make_socket(int family) {
   ShimBypass b;
   int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) throw_errno(errno, "green::net: socket");
+  io::forget(fd);  // a new file under this number: drop registrations of an earlier holder
   return fd;
 }
 
@@ -302,7 +303,10 @@ TcpStream TcpListener::accept() {
       ShimBypass b;
       fd = ::accept4(fd_, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
     }
-    if (fd >= 0) return TcpStream(fd);
+    if (fd >= 0) {
+      io::forget(fd);  // see make_socket
+      return TcpStream(fd);
+    }
     switch (errno) {
       case EAGAIN:
 #if EAGAIN != EWOULDBLOCK

@@ -48,7 +48,10 @@ GREEN_API bool wait_writable(int fd, std::chrono::nanoseconds timeout = std::chr
 GREEN_API int close(int fd) noexcept;
 
 // Drops green's registrations for fd and wakes its waiters, without closing it. Use before
-// handing the fd to code that will close it behind green's back (or after dup2 onto it).
+// handing the fd to code that will close it behind green's back, after dup2 onto it, and
+// when a new fd is obtained from a call green did not see (the previous holder of the number
+// may have been closed behind green's back; green::net and the shim do this for every fd
+// they create). Cheap when green never watched the fd: one atomic increment and exchange.
 GREEN_API void forget(int fd) noexcept;
 
 }  // namespace green::io
