@@ -40,6 +40,18 @@ bool WaitGroup::wait_until(std::chrono::steady_clock::time_point t) {
   return false;
 }
 
+void WaitGroup::wait_uninterruptible() noexcept {
+  lock_.lock();
+  while (count_ != 0) {
+    detail::Waiter w;
+    waiters_.push_back(&w);
+    detail::park(w, detail::kNoDeadline, detail::unlocker(lock_), false);
+    lock_.lock();
+    waiters_.remove(&w);
+  }
+  lock_.unlock();
+}
+
 std::int64_t WaitGroup::count() const noexcept {
   lock_.lock();
   auto n = count_;

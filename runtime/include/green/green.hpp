@@ -7,6 +7,7 @@
 #include "green/errors.hpp"
 #include "green/event.hpp"
 #include "green/fiber.hpp"
+#include "green/group.hpp"
 #include "green/io.hpp"
 #include "green/mutex.hpp"
 #include "green/net.hpp"

@@ -25,6 +25,8 @@ class GREEN_API WaitGroup {
     return wait_until(detail::deadline_after(d));
   }
   bool wait_until(std::chrono::steady_clock::time_point t);  // false on timeout
+  // Waits ignoring cancellation and deadlines (for cleanup paths such as destructors).
+  void wait_uninterruptible() noexcept;
   std::int64_t count() const noexcept;
 
  private:
