@@ -18,14 +18,14 @@ constexpr std::size_t kContextReserve = (sizeof(Context) + 63) / 64 * 64;
 
 void run_task(Worker* w, Task* t) {
   t->state_.store(Task::kRunning, std::memory_order_relaxed);
-  t->home_.store(w, std::memory_order_seq_cst);  // pairs with Task::cancel(), see task.cpp
-  if (t->cancel_pending_.load(std::memory_order_seq_cst)) {
-    // Cancelled before it started: it never runs (gevent's kill of an unstarted greenlet).
-    t->cancel_pending_.store(false, std::memory_order_relaxed);
-    t->error_ = std::make_exception_ptr(Cancelled());
-  } else {
-    t->run();
-  }
+  // Publishing home_ lets cancel() reach the task from now on; a cancel that came earlier is
+  // seen by park() through cancel_pending_: a task cancelled before it started still runs,
+  // and its first blocking call throws Cancelled (so cleanup code in it always runs).
+  // Dekker with Task::cancel(): store home_, then read the flag (both seq_cst). If the read
+  // sees a cancel, later relaxed reads in park() see it too (read-read coherence).
+  t->home_.store(w, std::memory_order_seq_cst);
+  (void)t->cancel_pending_.load(std::memory_order_seq_cst);
+  t->run();
   Runtime* rt = w->runtime();
   bool is_main = (t == rt->main_);
   t->finish();

@@ -160,15 +160,18 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
       break;
     }
     int ev = 0;
+    // node->slot remembers the list a node is on, for unlinking.
     if (fds[i].events & POLLIN) {
       Waiter* node = &nodes[used++];
       node->owner = &w;
+      node->slot = &e->readers;
       e->readers.push_back(node);
       ev |= UV_READABLE;
     }
     if (fds[i].events & POLLOUT) {
       Waiter* node = &nodes[used++];
       node->owner = &w;
+      node->slot = &e->writers;
       e->writers.push_back(node);
       ev |= UV_WRITABLE;
     }
@@ -184,16 +187,11 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
       default: early = io::WaitResult::kClosed; break;
     }
   }
-  // Nodes still linked belong to entries that did not fire; all live on this thread.
+  // Nodes still linked are on lists of entries that did not fire (an entry that was dropped
+  // unlinked its nodes first). Everything here lives on this worker's thread.
   for (std::size_t k = 0; k < used; ++k) {
     Waiter* node = &nodes[k];
-    if (!node->linked) continue;
-    for (unsigned long i = 0; i < n; ++i) {
-      int fd = fds[i].fd;
-      if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size() || !entries_[fd]) continue;
-      entries_[fd]->readers.remove(node);
-      entries_[fd]->writers.remove(node);
-    }
+    if (node->linked) static_cast<WaitList*>(node->slot)->remove(node);
   }
   return early;
 }

@@ -67,6 +67,10 @@ bool Worker::drain_inbox() {
 void Worker::make_ready(Context* c) noexcept {
   if (tls_current_ == this) {
     push_ready(c);
+    // From a libuv callback: uv_run(UV_RUN_ONCE) runs due timers *before* it polls and would
+    // then block in epoll_wait with this fiber ready (libuv only skips the block for pending
+    // callbacks). uv_stop makes that poll non-blocking.
+    if (in_uv_run_) uv_stop(&loop_);
     return;
   }
   Context* head = inbox_.load(std::memory_order_relaxed);
@@ -238,7 +242,9 @@ void Worker::drain_messages() {
   for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
   for (Task* t : cancels) {
     // The task is parked (we are in the scheduler context) or finished.
-    if (t->waiter_) wake(t->waiter_, WakeReason::kCancelled);
+    // Skip if park() already consumed the cancel (it saw the flag before blocking).
+    if (t->waiter_ && t->cancel_pending_.load(std::memory_order_relaxed))
+      wake(t->waiter_, WakeReason::kCancelled);
     t->unref();
   }
 }
@@ -270,8 +276,8 @@ void Worker::idle() {
   sleeping_.store(true, std::memory_order_seq_cst);
   rt_->nsleeping_.fetch_add(1, std::memory_order_seq_cst);
   bool work = inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst) ||
-              !rt_->global_.empty() || !runq_.empty() || stopping();
-  if (!work) uv_run(&loop_, UV_RUN_ONCE);
+              !rt_->global_.empty() || !runq_.empty() || ready_head_ || stopping();
+  if (!work) poll(UV_RUN_ONCE);
   sleeping_.store(false, std::memory_order_relaxed);
   rt_->nsleeping_.fetch_sub(1, std::memory_order_seq_cst);
 }
@@ -292,7 +298,7 @@ void Worker::run() {
   tls().worker = index_;
   tls().task = nullptr;
   while (!stopping()) {
-    uv_run(&loop_, UV_RUN_NOWAIT);
+    poll(UV_RUN_NOWAIT);
     drain_messages();
     if (Context* next = next_runnable()) {
       switch_to(next);

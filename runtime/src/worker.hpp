@@ -139,6 +139,11 @@ class Worker {
   void drain_messages();
   bool find_work();  // steal from the global queue / other workers
   void idle();
+  void poll(uv_run_mode mode) {
+    in_uv_run_ = true;
+    uv_run(&loop_, mode);
+    in_uv_run_ = false;
+  }
   void teardown();
   void retire(Context* c);
 
@@ -157,6 +162,7 @@ class Worker {
   std::vector<Context*> pool_;
   StackPool stacks_;
   Poller poller_;
+  bool in_uv_run_ = false;  // inside uv_run: see make_ready
   std::uint32_t poll_countdown_ = kPollInterval;  // dispatches left before the next I/O poll
   bool poll_due() {
     if (--poll_countdown_ != 0) return false;

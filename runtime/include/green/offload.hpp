@@ -31,7 +31,7 @@ auto offload(F&& f) -> std::invoke_result_t<F&> {
     F* f;
     std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
     std::exception_ptr error;
-  } job{&f};
+  } job{&f, {}, nullptr};
   auto r = detail::offload_raw(
       [](void* p) {
         auto* j = static_cast<Job*>(p);

@@ -77,6 +77,7 @@ class WaitList {
     if (w) remove(w);
     return w;
   }
+  // Unlinks w, which must be on this list (or on none).
   void remove(Waiter* w) {
     if (!w->linked) return;
     if (w->prev) w->prev->next = w->next; else head_ = w->next;
