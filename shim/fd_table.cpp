@@ -1,0 +1,149 @@
+// The fd table (see fd_table.hpp for what an entry means).
+//
+// Storage: one array of FdEntry sized from RLIMIT_NOFILE's hard limit at start-up (at least
+// 65536, at most 2^20 entries), mapped with MAP_NORESERVE so untouched pages cost nothing.
+// fds beyond it get no entry and are passed through untouched (documented in docs/shim.md).
+//
+// Classification rules (classify()): socket -> managed (stream if SOCK_STREAM/SEQPACKET);
+// FIFO -> managed stream; anonymous inode (eventfd, timerfd, signalfd, inotify: st_mode has no
+// file type bits) -> managed; everything else -> passthrough. An fd that was open when the
+// table was initialized is passthrough unless it is a socket numbered above 2.
+#include "fd_table.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+
+#include "common.hpp"
+#include "real.hpp"
+
+namespace green::shim::fds {
+
+namespace {
+
+FdEntry* g_table = nullptr;
+int g_capacity = 0;
+std::atomic<bool> g_init{false};
+
+std::uint32_t classify_now(int fd, bool inherited) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return kUnknown;  // not open (EBADF): leave for the real call
+  std::uint32_t fmt = st.st_mode & S_IFMT;
+  std::uint32_t b = inherited ? std::uint32_t{kInherited} : 0u;
+  int fl = real::fcntl ? real::fcntl(fd, F_GETFL) : -1;
+  if (fl >= 0 && (fl & O_NONBLOCK)) b |= kUserNonblock;
+  if (fmt == S_IFSOCK) {
+    int type = 0;
+    socklen_t len = sizeof type;
+    b |= kSocket;
+    if (real::getsockopt && real::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
+        (type == SOCK_STREAM || type == SOCK_SEQPACKET))
+      b |= kStream;
+    // Inherited stdio stays untouched even when it is a socket (inetd style): the peer may be
+    // shared with the parent.
+    return b | static_cast<std::uint32_t>((inherited && fd <= 2) ? kPassthrough : kManaged);
+  }
+  if (fmt == S_IFIFO) return b | kStream | static_cast<std::uint32_t>(inherited ? kPassthrough : kManaged);
+  if (fmt == 0) return b | static_cast<std::uint32_t>(inherited ? kPassthrough : kManaged);  // anon inode
+  return b | kPassthrough;
+}
+
+}  // namespace
+
+void init() noexcept {
+  bool expected = false;
+  if (!g_init.compare_exchange_strong(expected, true)) return;
+  int saved = errno;
+  rlimit rl{};
+  rlim_t n = 65536;
+  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max > n)
+    n = rl.rlim_max;
+  if (n > (1u << 20)) n = 1u << 20;
+  void* p = mmap(nullptr, n * sizeof(FdEntry), PROT_READ | PROT_WRITE,
+                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    errno = saved;
+    return;
+  }
+  g_table = static_cast<FdEntry*>(p);  // zero pages are valid FdEntry objects (all zero)
+  // Mark what is open now. /proc/self/fd would need opendir (malloc) this early; probing the
+  // low range with F_GETFD is cheap and enough for what a process inherits in practice.
+  int probe = static_cast<int>(n < 4096 ? n : 4096);
+  for (int fd = 0; fd < probe; ++fd) {
+    if (real::fcntl(fd, F_GETFD) < 0) continue;
+    g_table[fd].bits.store(classify_now(fd, true), std::memory_order_relaxed);
+  }
+  __atomic_store_n(&g_capacity, static_cast<int>(n), __ATOMIC_RELEASE);
+  errno = saved;
+}
+
+int capacity() noexcept { return __atomic_load_n(&g_capacity, __ATOMIC_ACQUIRE); }
+
+FdEntry* get(int fd) noexcept {
+  if (fd < 0 || fd >= capacity()) return nullptr;
+  return &g_table[fd];
+}
+
+FdEntry* classify(int fd) noexcept {
+  FdEntry* e = get(fd);
+  if (!e) return nullptr;
+  if ((e->load() & kKindMask) != kUnknown) return e;
+  int saved = errno;
+  std::uint32_t b = classify_now(fd, false);
+  errno = saved;
+  if (b == kUnknown) return e;
+  std::uint32_t expected = 0;
+  e->bits.compare_exchange_strong(expected, b, std::memory_order_relaxed);
+  return e;
+}
+
+void created(int fd, bool is_socket, int socket_type, bool user_nb, bool kernel_nb) noexcept {
+  FdEntry* e = get(fd);
+  if (!e) return;
+  std::uint32_t b = kManaged;
+  if (is_socket) b |= kSocket;
+  int t = socket_type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
+  if (!is_socket || t == SOCK_STREAM || t == SOCK_SEQPACKET) b |= kStream;
+  if (user_nb) b |= kUserNonblock;
+  if (kernel_nb && !user_nb) b |= kKernelNonblock;
+  e->reset(b);
+}
+
+bool ensure_nonblocking(int fd, FdEntry* e) noexcept {
+  std::uint32_t b = e->load();
+  if (b & (kKernelNonblock | kUserNonblock)) return true;
+  int fl = real::fcntl(fd, F_GETFL);
+  if (fl < 0) return false;
+  if (!(fl & O_NONBLOCK) && real::fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return false;
+  e->set(kKernelNonblock);
+  return true;
+}
+
+void duplicated(int from, int to, bool) noexcept {
+  FdEntry* src = classify(from);
+  FdEntry* dst = get(to);
+  if (!dst) return;
+  if (!src) {
+    dst->reset();
+    return;
+  }
+  // The new fd shares the open file description, hence its O_NONBLOCK state; it has no
+  // io::wait registration of its own yet.
+  dst->rcv_ns.store(src->rcv_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  dst->snd_ns.store(src->snd_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  dst->bits.store(src->load() & ~(kWaited | kInherited), std::memory_order_relaxed);
+}
+
+}  // namespace green::shim::fds
+
+namespace green::shim::fds {
+namespace {
+// After real.cpp's resolution (101); the preload start-up calls init() again (a no-op) in
+// case another library's constructor ran first and used the table.
+__attribute__((constructor(102))) void init_at_start() { init(); }
+}  // namespace
+}  // namespace green::shim::fds

@@ -1,0 +1,230 @@
+// Hooks: socket, socketpair, pipe, pipe2, close, shutdown, dup, dup2, dup3, fcntl/fcntl64,
+// ioctl(FIONBIO), setsockopt(SO_RCVTIMEO/SO_SNDTIMEO). They keep the fd table (fd_table.hpp)
+// in step with the program's view of each fd.
+//
+// O_NONBLOCK policy (hazard H2): a socket created on a fiber is created non-blocking at once
+// (SOCK_NONBLOCK added: one syscall less per connection); pipes and socketpairs are switched
+// lazily on their first fiber I/O, so an end handed to a child process untouched stays
+// blocking. fcntl(F_GETFL) hides an O_NONBLOCK the shim set; F_SETFL and FIONBIO record the
+// program's own choice, and clearing it really clears it (the next fiber I/O sets it again).
+//
+// close (hazard H4): an fd some fiber waited on goes through green::io::close, which wakes
+// every fiber parked on it (they see EBADF) and drops the loop registrations before close(2).
+// dup2/dup3 onto such an fd first io::forget()s it (hazard H5). The entry is cleared before the
+// real close so a concurrent reuse of the number keeps its fresh entry.
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+
+#include <cstdarg>
+
+#include "common.hpp"
+#include "fd_table.hpp"
+#include "green/io.hpp"
+#include "green/runtime.hpp"
+
+using namespace green::shim;
+
+namespace {
+
+void record_created(Mode m, int fd, bool sock, int type, bool user_nb, bool kernel_nb) {
+  if (m == Mode::kRaw) {
+    if (auto* e = fds::get(fd)) e->reset();
+    return;
+  }
+  fds::created(fd, sock, type, user_nb, kernel_nb);
+}
+
+void forget_if_waited(int fd) {
+  fds::FdEntry* e = fds::get(fd);
+  if (e && (e->load() & fds::kWaited) && green::running()) green::io::forget(fd);
+}
+
+int fcntl_impl(int (*fn)(int, int, ...), int fd, int cmd, void* arg) {
+  Mode m = mode();
+  if (m == Mode::kRaw) return fn(fd, cmd, arg);
+  switch (cmd) {
+    case F_GETFL: {
+      int r = fn(fd, cmd);
+      fds::FdEntry* e = fds::get(fd);
+      if (r >= 0 && e) {
+        std::uint32_t b = e->load();
+        if ((b & fds::kKernelNonblock) && !(b & fds::kUserNonblock)) r &= ~O_NONBLOCK;
+      }
+      return r;
+    }
+    case F_SETFL: {
+      int flags = static_cast<int>(reinterpret_cast<intptr_t>(arg));
+      fds::FdEntry* e = fds::classify(fd);
+      int r = fn(fd, cmd, flags);
+      if (r == 0 && e) {
+        if (flags & O_NONBLOCK) {
+          e->set(fds::kUserNonblock);
+          e->clear(fds::kKernelNonblock);
+        } else {
+          e->clear(fds::kUserNonblock | fds::kKernelNonblock);
+        }
+      }
+      return r;
+    }
+    case F_DUPFD:
+    case F_DUPFD_CLOEXEC: {
+      int r = fn(fd, cmd, static_cast<int>(reinterpret_cast<intptr_t>(arg)));
+      if (r >= 0) fds::duplicated(fd, r, false);
+      return r;
+    }
+    default:
+      return fn(fd, cmd, arg);
+  }
+}
+
+}  // namespace
+
+GREEN_HOOK(int, socket, (int domain, int type, int protocol)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_socket, domain, type, protocol));
+  Mode m = mode();
+  bool user_nb = type & SOCK_NONBLOCK;
+  bool add_nb = m == Mode::kFiber && !user_nb;
+  int fd = real::socket(domain, type | (add_nb ? SOCK_NONBLOCK : 0), protocol);
+  if (fd >= 0) record_created(m, fd, true, type, user_nb, add_nb);
+  return fd;
+}
+
+GREEN_HOOK(int, socketpair, (int domain, int type, int protocol, int sv[2])) {
+  if (!real::ensure_resolved())
+    return static_cast<int>(syscall(SYS_socketpair, domain, type, protocol, sv));
+  Mode m = mode();
+  int r = real::socketpair(domain, type, protocol, sv);
+  if (r == 0) {
+    bool user_nb = type & SOCK_NONBLOCK;
+    record_created(m, sv[0], true, type, user_nb, false);
+    record_created(m, sv[1], true, type, user_nb, false);
+  }
+  return r;
+}
+
+GREEN_HOOK(int, pipe2, (int fd[2], int flags)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_pipe2, fd, flags));
+  Mode m = mode();
+  int r = real::pipe2(fd, flags);
+  if (r == 0) {
+    bool user_nb = flags & O_NONBLOCK;
+    record_created(m, fd[0], false, 0, user_nb, false);
+    record_created(m, fd[1], false, 0, user_nb, false);
+  }
+  return r;
+}
+
+GREEN_HOOK(int, pipe, (int fd[2])) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_pipe2, fd, 0));
+  Mode m = mode();
+  int r = real::pipe(fd);
+  if (r == 0) {
+    record_created(m, fd[0], false, 0, false, false);
+    record_created(m, fd[1], false, 0, false, false);
+  }
+  return r;
+}
+
+GREEN_HOOK(int, close, (int fd)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_close, fd));
+  Mode m = mode();
+  fds::FdEntry* e = fds::get(fd);
+  std::uint32_t b = e ? e->load() : 0;
+  if (e) e->reset();
+  if (m != Mode::kRaw && (b & fds::kWaited) && green::running()) return green::io::close(fd);
+  return real::close(fd);
+}
+
+GREEN_HOOK(int, shutdown, (int fd, int how)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_shutdown, fd, how));
+  return real::shutdown(fd, how);
+}
+
+GREEN_HOOK(int, dup, (int fd)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_dup, fd));
+  int r = real::dup(fd);
+  if (r >= 0 && mode() != Mode::kRaw) fds::duplicated(fd, r, false);
+  return r;
+}
+
+GREEN_HOOK(int, dup2, (int from, int to)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_dup2, from, to));
+  if (mode() == Mode::kRaw) return real::dup2(from, to);
+  if (from != to) forget_if_waited(to);
+  int r = real::dup2(from, to);
+  if (r >= 0 && from != to) fds::duplicated(from, to, false);
+  return r;
+}
+
+GREEN_HOOK(int, dup3, (int from, int to, int flags)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_dup3, from, to, flags));
+  if (mode() == Mode::kRaw) return real::dup3(from, to, flags);
+  if (from != to) forget_if_waited(to);
+  int r = real::dup3(from, to, flags);
+  if (r >= 0) fds::duplicated(from, to, true);
+  return r;
+}
+
+GREEN_HOOK(int, fcntl, (int fd, int cmd, ...)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg));
+  return fcntl_impl(real::fcntl, fd, cmd, arg);
+}
+
+GREEN_HOOK(int, fcntl64, (int fd, int cmd, ...)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  va_list ap;
+  va_start(ap, cmd);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg));
+  return fcntl_impl(real::fcntl64, fd, cmd, arg);
+}
+
+GREEN_HOOK(int, ioctl, (int fd, unsigned long req, ...)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  va_list ap;
+  va_start(ap, req);
+  void* arg = va_arg(ap, void*);
+  va_end(ap);
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_ioctl, fd, req, arg));
+  int r = real::ioctl(fd, req, arg);
+  if (r == 0 && req == FIONBIO && mode() != Mode::kRaw && arg) {
+    if (fds::FdEntry* e = fds::classify(fd)) {
+      if (*static_cast<int*>(arg)) {
+        e->set(fds::kUserNonblock);
+        e->clear(fds::kKernelNonblock);
+      } else {
+        e->clear(fds::kUserNonblock | fds::kKernelNonblock);
+      }
+    }
+  }
+  return r;
+}
+
+GREEN_HOOK(int, setsockopt, (int fd, int level, int name, const void* val, socklen_t len)) {
+  if (!real::ensure_resolved())
+    return static_cast<int>(syscall(SYS_setsockopt, fd, level, name, val, len));
+  int r = real::setsockopt(fd, level, name, val, len);
+  if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
+      len >= sizeof(timeval) && mode() != Mode::kRaw) {
+    if (fds::FdEntry* e = fds::classify(fd)) {
+      auto* tv = static_cast<const timeval*>(val);
+      std::int64_t ns = static_cast<std::int64_t>(tv->tv_sec) * 1000000000LL + tv->tv_usec * 1000LL;
+      (name == SO_RCVTIMEO ? e->rcv_ns : e->snd_ns).store(ns, std::memory_order_relaxed);
+    }
+  }
+  return r;
+}
+
+GREEN_HOOK(int, getsockopt, (int fd, int level, int name, void* val, socklen_t* len)) {
+  if (!real::ensure_resolved())
+    return static_cast<int>(syscall(SYS_getsockopt, fd, level, name, val, len));
+  return real::getsockopt(fd, level, name, val, len);  // the kernel holds the same timeouts
+}

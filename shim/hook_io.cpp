@@ -1,0 +1,358 @@
+// Hooks: read/write, readv/writev, recv*/send*, accept/accept4, connect, and the _FORTIFY_SOURCE
+// entry points that reach them (__read_chk, __recv_chk, __recvfrom_chk).
+//
+// Semantics kept (docs/shim.md, "I/O"): reads return as soon as some data is there (partial
+// reads as the kernel gives them); writes by a caller who did not ask for O_NONBLOCK on a
+// stream (socket/pipe) loop until everything is written, as a blocking write(2) does, and
+// return the count written so far if an error or SO_SNDTIMEO ends the loop after progress.
+// MSG_WAITALL on a stream read loops likewise. Datagram sockets: one real call per wait.
+// connect: EINPROGRESS -> wait writable -> SO_ERROR (ECONNREFUSED etc. exactly), SO_SNDTIMEO
+// expiry -> EINPROGRESS (socket(7)).
+//
+// Threads: any. On a fiber, parking happens only inside run_io/wait_ready.
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+
+#include <climits>
+#include <cstring>
+#include <vector>
+
+#include "common.hpp"
+#include "green/io.hpp"
+#include "green/runtime.hpp"
+#include "io_core.hpp"
+
+extern "C" [[noreturn]] void __chk_fail(void);
+
+namespace green::shim {
+
+IoCall prepare_io(int fd, unsigned events, bool write, bool dontwait) noexcept {
+  IoCall c;
+  c.fd = fd;
+  c.events = events;
+  c.mode = mode();
+  if (c.mode == Mode::kRaw || dontwait) return c;
+  fds::FdEntry* e = fds::classify(fd);
+  if (!e) return c;
+  std::uint32_t b = e->load();
+  if (!fds::managed(b) || (b & fds::kUserNonblock)) return c;
+  if (c.mode == Mode::kThread) {
+    if (!(b & fds::kKernelNonblock)) return c;  // blocking in the kernel: nothing to emulate
+  } else if (!fds::ensure_nonblocking(fd, e)) {
+    return c;
+  }
+  c.entry = e;
+  std::int64_t t = write ? e->snd_ns.load(std::memory_order_relaxed)
+                         : e->rcv_ns.load(std::memory_order_relaxed);
+  c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
+  c.wait = true;
+  return c;
+}
+
+bool wait_ready(IoCall& c) noexcept {
+  if (c.mode == Mode::kThread) {
+    pollfd p{c.fd, static_cast<short>((c.events & io::kReadable ? POLLIN : 0) |
+                                      (c.events & io::kWritable ? POLLOUT : 0)),
+             0};
+    int ms = ms_until(c.deadline);
+    if (ms == 0) {
+      errno = EAGAIN;
+      return false;
+    }
+    int r = real::poll(&p, 1, ms);
+    if (r < 0) return false;  // EINTR from a signal: reported as the real call would
+    if (r == 0) {
+      errno = EAGAIN;
+      return false;
+    }
+    return true;
+  }
+  stat_add(&Stats::io_waits);
+  c.entry->set(fds::kWaited);
+  switch (io::wait(c.fd, c.events, c.deadline)) {
+    case io::WaitResult::kReady:
+      // Another thread may have switched the fd back to blocking (fcntl) while we waited.
+      if (!fds::ensure_nonblocking(c.fd, c.entry)) {
+        errno = EBADF;
+        return false;
+      }
+      return true;
+    case io::WaitResult::kTimeout:
+      errno = EAGAIN;
+      return false;
+    case io::WaitResult::kClosed:
+      errno = EBADF;
+      return false;
+    default:
+      errno = EINTR;
+      return false;
+  }
+}
+
+namespace {
+
+bool is_stream(const IoCall& c) { return c.entry && (c.entry->load() & fds::kStream); }
+
+// Writes everything in iov (modified in place) for a blocking stream caller.
+template <class Op>
+ssize_t write_all_iov(IoCall& c, iovec* iov, int n, Op&& op) {
+  ErrnoGuard g;
+  ssize_t done = 0;
+  int i = 0;
+  while (i < n && iov[i].iov_len == 0) ++i;
+  if (i == n) return run_io(c, [&] { return op(iov, n); });
+  for (;;) {
+    ssize_t r = op(iov + i, n - i);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK) {
+        if (wait_ready(c)) continue;
+      }
+      if (done > 0) {
+        g.restore();
+        return done;
+      }
+      return -1;
+    }
+    done += r;
+    auto left = static_cast<size_t>(r);
+    while (i < n && left >= iov[i].iov_len) {
+      left -= iov[i].iov_len;
+      ++i;
+    }
+    if (i < n) {
+      iov[i].iov_base = static_cast<char*>(iov[i].iov_base) + left;
+      iov[i].iov_len -= left;
+    }
+    while (i < n && iov[i].iov_len == 0) ++i;
+    if (i == n) {
+      g.restore();
+      return done;
+    }
+  }
+}
+
+template <class Op>
+ssize_t write_all_buf(IoCall& c, const void* buf, size_t len, Op&& op) {
+  iovec v{const_cast<void*>(buf), len};
+  return write_all_iov(c, &v, 1, [&](iovec* p, int) { return op(p->iov_base, p->iov_len); });
+}
+
+struct IovCopy {
+  iovec small[16];
+  std::vector<iovec> big;
+  iovec* data;
+  IovCopy(const iovec* src, int n) {
+    if (n <= 16) {
+      data = small;
+    } else {
+      big.assign(src, src + n);
+      data = big.data();
+      return;
+    }
+    if (n > 0) std::memcpy(small, src, sizeof(iovec) * static_cast<size_t>(n));
+  }
+};
+
+ssize_t read_impl(int fd, void* buf, size_t n) {
+  IoCall c = prepare_io(fd, io::kReadable, false, false);
+  return run_io(c, [&] { return real::read(fd, buf, n); });
+}
+
+ssize_t recv_waitall(IoCall& c, void* buf, size_t len, int flags,
+                     ssize_t (*op)(int, void*, size_t, int)) {
+  ErrnoGuard g;
+  size_t done = 0;
+  char* p = static_cast<char*>(buf);
+  while (done < len) {
+    ssize_t r = op(c.fd, p + done, len - done, flags & ~MSG_WAITALL);
+    if (r > 0) {
+      done += static_cast<size_t>(r);
+      continue;
+    }
+    if (r == 0) break;
+    if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_ready(c)) continue;
+    if (done > 0) break;
+    return -1;
+  }
+  g.restore();
+  return static_cast<ssize_t>(done);
+}
+
+ssize_t recv_impl(int fd, void* buf, size_t len, int flags) {
+  IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
+  if (c.wait && (flags & MSG_WAITALL) && is_stream(c) && len > 0)
+    return recv_waitall(c, buf, len, flags, real::recv);
+  return run_io(c, [&] { return real::recv(fd, buf, len, flags); });
+}
+
+ssize_t recvfrom_impl(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
+  IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
+  if (c.wait && (flags & MSG_WAITALL) && is_stream(c) && len > 0 && !addr)
+    return recv_waitall(c, buf, len, flags, real::recv);
+  return run_io(c, [&] { return real::recvfrom(fd, buf, len, flags, addr, alen); });
+}
+
+int accept_impl(int fd, sockaddr* addr, socklen_t* alen, int flags) {
+  IoCall c = prepare_io(fd, io::kReadable, false, false);
+  if (c.mode == Mode::kRaw) return real::accept4(fd, addr, alen, flags);
+  bool user_nb = flags & SOCK_NONBLOCK;
+  bool add_nb = c.mode == Mode::kFiber && !user_nb;
+  int nfd = static_cast<int>(
+      run_io(c, [&] { return real::accept4(fd, addr, alen, flags | (add_nb ? SOCK_NONBLOCK : 0)); }));
+  if (nfd >= 0) {
+    fds::FdEntry* le = fds::get(fd);
+    bool stream = !le || (le->load() & fds::kStream);
+    fds::created(nfd, true, stream ? SOCK_STREAM : SOCK_DGRAM, user_nb, add_nb);
+  }
+  return nfd;
+}
+
+}  // namespace
+
+}  // namespace green::shim
+
+using namespace green::shim;
+namespace io = green::io;
+
+GREEN_HOOK(ssize_t, read, (int fd, void* buf, size_t n)) {
+  if (!real::ensure_resolved()) return syscall(SYS_read, fd, buf, n);
+  return read_impl(fd, buf, n);
+}
+
+GREEN_HOOK(ssize_t, __read_chk, (int fd, void* buf, size_t n, size_t buflen)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (n > buflen) __chk_fail();
+  return green_hook_read(fd, buf, n);
+}
+
+GREEN_HOOK(ssize_t, write, (int fd, const void* buf, size_t n)) {
+  if (!real::ensure_resolved()) return syscall(SYS_write, fd, buf, n);
+  IoCall c = prepare_io(fd, io::kWritable, true, false);
+  if (c.wait && is_stream(c))
+    return write_all_buf(c, buf, n, [&](void* p, size_t l) { return real::write(fd, p, l); });
+  return run_io(c, [&] { return real::write(fd, buf, n); });
+}
+
+GREEN_HOOK(ssize_t, readv, (int fd, const struct iovec* iov, int n)) {
+  if (!real::ensure_resolved()) return syscall(SYS_readv, fd, iov, n);
+  IoCall c = prepare_io(fd, io::kReadable, false, false);
+  return run_io(c, [&] { return real::readv(fd, iov, n); });
+}
+
+GREEN_HOOK(ssize_t, writev, (int fd, const struct iovec* iov, int n)) {
+  if (!real::ensure_resolved()) return syscall(SYS_writev, fd, iov, n);
+  IoCall c = prepare_io(fd, io::kWritable, true, false);
+  if (c.wait && is_stream(c) && n > 0 && n <= IOV_MAX) {
+    IovCopy copy(iov, n);
+    return write_all_iov(c, copy.data, n, [&](iovec* v, int k) { return real::writev(fd, v, k); });
+  }
+  return run_io(c, [&] { return real::writev(fd, iov, n); });
+}
+
+GREEN_HOOK(ssize_t, recv, (int fd, void* buf, size_t len, int flags)) {
+  if (!real::ensure_resolved()) return syscall(SYS_recvfrom, fd, buf, len, flags, nullptr, nullptr);
+  return recv_impl(fd, buf, len, flags);
+}
+
+GREEN_HOOK(ssize_t, __recv_chk, (int fd, void* buf, size_t len, size_t buflen, int flags)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (len > buflen) __chk_fail();
+  return recv_impl(fd, buf, len, flags);
+}
+
+GREEN_HOOK(ssize_t, recvfrom,
+           (int fd, void* buf, size_t len, int flags, struct sockaddr* addr, socklen_t* alen)) {
+  if (!real::ensure_resolved()) return syscall(SYS_recvfrom, fd, buf, len, flags, addr, alen);
+  return recvfrom_impl(fd, buf, len, flags, addr, alen);
+}
+
+GREEN_HOOK(ssize_t, __recvfrom_chk, (int fd, void* buf, size_t len, size_t buflen, int flags,
+                                     struct sockaddr* addr, socklen_t* alen)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (len > buflen) __chk_fail();
+  return recvfrom_impl(fd, buf, len, flags, addr, alen);
+}
+
+GREEN_HOOK(ssize_t, recvmsg, (int fd, struct msghdr* msg, int flags)) {
+  if (!real::ensure_resolved()) return syscall(SYS_recvmsg, fd, msg, flags);
+  IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
+  return run_io(c, [&] { return real::recvmsg(fd, msg, flags); });
+}
+
+GREEN_HOOK(ssize_t, send, (int fd, const void* buf, size_t len, int flags)) {
+  if (!real::ensure_resolved()) return syscall(SYS_sendto, fd, buf, len, flags, nullptr, 0);
+  IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
+  if (c.wait && is_stream(c))
+    return write_all_buf(c, buf, len, [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
+  return run_io(c, [&] { return real::send(fd, buf, len, flags); });
+}
+
+GREEN_HOOK(ssize_t, sendto, (int fd, const void* buf, size_t len, int flags,
+                             const struct sockaddr* addr, socklen_t alen)) {
+  if (!real::ensure_resolved()) return syscall(SYS_sendto, fd, buf, len, flags, addr, alen);
+  IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
+  if (c.wait && is_stream(c) && !addr)
+    return write_all_buf(c, buf, len, [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
+  return run_io(c, [&] { return real::sendto(fd, buf, len, flags, addr, alen); });
+}
+
+GREEN_HOOK(ssize_t, sendmsg, (int fd, const struct msghdr* msg, int flags)) {
+  if (!real::ensure_resolved()) return syscall(SYS_sendmsg, fd, msg, flags);
+  IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
+  int n = static_cast<int>(msg->msg_iovlen);
+  if (c.wait && is_stream(c) && msg->msg_controllen == 0 && n > 0 && n <= IOV_MAX) {
+    IovCopy copy(msg->msg_iov, n);
+    msghdr m = *msg;
+    return write_all_iov(c, copy.data, n, [&](iovec* v, int k) {
+      m.msg_iov = v;
+      m.msg_iovlen = static_cast<size_t>(k);
+      return real::sendmsg(fd, &m, flags);
+    });
+  }
+  return run_io(c, [&] { return real::sendmsg(fd, msg, flags); });
+}
+
+GREEN_HOOK(int, accept, (int fd, struct sockaddr* addr, socklen_t* alen)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_accept4, fd, addr, alen, 0));
+  return accept_impl(fd, addr, alen, 0);
+}
+
+GREEN_HOOK(int, accept4, (int fd, struct sockaddr* addr, socklen_t* alen, int flags)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_accept4, fd, addr, alen, flags));
+  return accept_impl(fd, addr, alen, flags);
+}
+
+GREEN_HOOK(int, connect, (int fd, const struct sockaddr* addr, socklen_t alen)) {
+  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_connect, fd, addr, alen));
+  IoCall c = prepare_io(fd, io::kWritable, true, false);
+  if (!c.wait) return real::connect(fd, addr, alen);
+  ErrnoGuard g;
+  for (;;) {
+    int r = real::connect(fd, addr, alen);
+    if (r == 0) {
+      g.restore();
+      return 0;
+    }
+    if (errno == EAGAIN) {  // unix socket with a full backlog: wait and retry the connect
+      if (!wait_ready(c)) return -1;
+      continue;
+    }
+    if (errno != EINPROGRESS) return -1;
+    break;
+  }
+  if (!wait_ready(c)) {
+    if (errno == EAGAIN) errno = EINPROGRESS;  // SO_SNDTIMEO expired (socket(7))
+    return -1;
+  }
+  int err = 0;
+  socklen_t len = sizeof err;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) return -1;
+  if (err != 0) {
+    errno = err;
+    return -1;
+  }
+  g.restore();
+  return 0;
+}

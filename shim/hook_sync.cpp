@@ -1,0 +1,408 @@
+// Hooks: pthread_mutex_{lock,trylock,timedlock,clocklock,unlock}, pthread_cond_{wait,timedwait,
+// clockwait,signal,broadcast} (versions GLIBC_2.3.2 and GLIBC_2.2.5), pthread_rwlock_*,
+// sem_{wait,trywait,timedwait,clockwait,post}.
+//
+// Scheme (docs/shim.md, "Locks"): the objects stay glibc's own. Their lock words are only
+// ever changed by glibc's functions, so OS threads that use them with the real blocking calls
+// interoperate unchanged, and PTHREAD_*_INITIALIZER objects need no registration. A fiber
+// never calls a blocking variant: it calls the try-variant, and when that says "busy" it parks
+// in the address-keyed wait table (sync_table.hpp) until an unlock/post/signal -- which every
+// caller, fiber or thread, makes through these hooks -- wakes it to try again.
+//
+// Thread identity: glibc records a lock owner as the OS thread id, which all fibers of one
+// worker share. For recursive and error-checking mutexes the owning fiber is therefore kept
+// in the mutex itself, in __data.__list.__next (the robust-list link, unused by non-robust
+// mutexes; static_asserts below pin the layout), so a second fiber on the same worker is
+// refused (EBUSY/park) instead of being taken for the owner, and EDEADLK/EPERM are decided per
+// fiber. Robust, priority-inheritance and priority-protect mutexes keep glibc's thread
+// semantics entirely: on a fiber they block the worker (documented).
+//
+// Condition variables: a fiber waiter queues on the condvar's address, then (inside park, after
+// it is visible) unlocks the mutex, and relocks it after waking. Signal/broadcast wake fiber
+// waiters in the table *and* call the real function for OS-thread waiters; a spurious extra
+// wake-up is allowed by POSIX. The clock of a timed wait is read from the condvar
+// (__data.__wrefs bit 1, glibc >= 2.25 layout: CLOCK_MONOTONIC if set).
+//
+// Fidelity notes: robust/PI/PP and process-shared objects work but park by polling or block
+// (see sync_table.hpp "foreign"); a fiber re-locking an rwlock it holds waits forever instead
+// of getting EDEADLK.
+#include <pthread.h>
+#include <semaphore.h>
+#include <sys/syscall.h>
+
+#include <cstddef>
+
+#include "common.hpp"
+#include "green/detail/task.hpp"
+#include "sync_table.hpp"
+
+using namespace green::shim;
+using green::detail::Task;
+
+namespace {
+
+static_assert(sizeof(pthread_mutex_t) == 40, "glibc x86_64 pthread_mutex_t layout expected");
+static_assert(offsetof(pthread_mutex_t, __data.__kind) == 16, "glibc mutex layout expected");
+static_assert(offsetof(pthread_mutex_t, __data.__list) == 24, "glibc mutex layout expected");
+
+constexpr int kSpecialKinds = 16 | 32 | 64;  // robust, PI, PP
+constexpr int kPshared = 128;
+
+Task* me() { return green::detail::current_task(); }
+int kind_of(const pthread_mutex_t* m) { return m->__data.__kind; }
+bool owned_type(int kind) {
+  int t = kind & 3;
+  return t == PTHREAD_MUTEX_RECURSIVE || t == PTHREAD_MUTEX_ERRORCHECK;
+}
+Task* fiber_owner(const pthread_mutex_t* m) {
+  return reinterpret_cast<Task*>(__atomic_load_n(&m->__data.__list.__next, __ATOMIC_RELAXED));
+}
+void set_fiber_owner(pthread_mutex_t* m, Task* t) {
+  __atomic_store_n(&m->__data.__list.__next, reinterpret_cast<__pthread_list_t*>(t),
+                   __ATOMIC_RELAXED);
+}
+
+// One attempt to take `m` for the current fiber: 0, EBUSY, or another error.
+int mutex_attempt(pthread_mutex_t* m) {
+  int kind = kind_of(m);
+  if (owned_type(kind)) {
+    Task* o = fiber_owner(m);
+    if (o && o != me()) return EBUSY;
+  }
+  int r = real::pthread_mutex_trylock(m);
+  if (r == 0 && owned_type(kind)) set_fiber_owner(m, me());
+  return r;
+}
+
+struct Attempt {
+  int (*fn)(void*);
+  void* obj;
+  int result;
+};
+bool retry_attempt(void* p) {
+  auto* a = static_cast<Attempt*>(p);
+  a->result = a->fn(a->obj);
+  return a->result != EBUSY && a->result != EAGAIN;
+}
+
+// Parks until fn(obj) stops answering EBUSY/EAGAIN ("busy") or `deadline` passes.
+int wait_until_free(const void* addr, int (*fn)(void*), void* obj, TimePoint deadline, bool poll) {
+  Attempt a{fn, obj, EBUSY};
+  stat_add(&Stats::lock_waits);
+  for (;;) {
+    sync::WaitResult r = sync::wait_on(addr, deadline, poll, retry_attempt, &a);
+    if (r == sync::WaitResult::kReady) return a.result;
+    a.result = fn(obj);
+    if (a.result != EBUSY && a.result != EAGAIN) return a.result;
+    if (r == sync::WaitResult::kTimedOut) return ETIMEDOUT;
+  }
+}
+
+int mutex_lock_fiber(pthread_mutex_t* m, TimePoint deadline) {
+  int kind = kind_of(m);
+  if (owned_type(kind) && fiber_owner(m) == me()) {
+    if ((kind & 3) == PTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
+    return real::pthread_mutex_trylock(m);  // recursive: glibc counts (owner tid is ours)
+  }
+  int r = mutex_attempt(m);
+  if (r != EBUSY) return r;
+  return wait_until_free(
+      m, [](void* p) { return mutex_attempt(static_cast<pthread_mutex_t*>(p)); }, m, deadline,
+      (kind & kPshared) != 0);
+}
+
+int mutex_unlock_fiber(pthread_mutex_t* m) {
+  int kind = kind_of(m);
+  if (owned_type(kind)) {
+    if (fiber_owner(m) != me()) return EPERM;
+    if ((kind & 3) == PTHREAD_MUTEX_RECURSIVE && m->__data.__count > 1)
+      return real::pthread_mutex_unlock(m);
+    set_fiber_owner(m, nullptr);
+  }
+  int r = real::pthread_mutex_unlock(m);
+  if (r == 0) sync::wake_one(m);
+  return r;
+}
+
+bool special(const pthread_mutex_t* m) { return (kind_of(m) & kSpecialKinds) != 0; }
+
+// --- condition variables --------------------------------------------------------------------
+
+clockid_t cond_clock(const pthread_cond_t* c, bool old_abi) {
+  if (old_abi) return CLOCK_REALTIME;
+  return (c->__data.__wrefs & 2) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+}
+
+struct CondUnlock {
+  green::detail::SpinLock* lock;
+  pthread_mutex_t* m;
+};
+
+int cond_wait_fiber(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline) {
+  if (owned_type(kind_of(m)) && fiber_owner(m) != me()) return EPERM;
+  stat_add(&Stats::cond_waits);
+  // Queue on the condvar first; the mutex is released only once park() made the waiter
+  // visible to signalers (and the bucket lock is free again: the unlock may wake a mutex waiter
+  // hashed to the same bucket).
+  sync::WaitResult r = sync::wait_on(
+      c, deadline, false, nullptr, nullptr,
+      [](void* p) { mutex_unlock_fiber(static_cast<pthread_mutex_t*>(p)); }, m);
+  int lr = mutex_lock_fiber(m, kNoDeadline);
+  if (lr != 0) return lr;
+  return r == sync::WaitResult::kTimedOut ? ETIMEDOUT : 0;
+}
+
+int cond_wait_any(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abs, clockid_t clock,
+                  int (*real_wait)(pthread_cond_t*, pthread_mutex_t*),
+                  int (*real_timed)(pthread_cond_t*, pthread_mutex_t*, const timespec*)) {
+  Mode md = mode();
+  if (md != Mode::kFiber || special(m)) {
+    if (md == Mode::kThread) sync::mark_foreign(m);  // glibc relocks m without our hooks
+    if (!abs) return real_wait(c, m);
+    if (real_timed) return real_timed(c, m, abs);
+    return real::pthread_cond_clockwait(c, m, clock, abs);
+  }
+  if (abs && !timespec_valid(abs)) return EINVAL;
+  return cond_wait_fiber(c, m, abs ? deadline_from_abs(clock, *abs) : kNoDeadline);
+}
+
+// --- rwlocks and semaphores -----------------------------------------------------------------
+
+int rw_wait(pthread_rwlock_t* rw, bool write, TimePoint deadline) {
+  auto fn = write ? +[](void* p) { return real::pthread_rwlock_trywrlock(static_cast<pthread_rwlock_t*>(p)); }
+                  : +[](void* p) { return real::pthread_rwlock_tryrdlock(static_cast<pthread_rwlock_t*>(p)); };
+  int r = fn(rw);
+  if (r != EBUSY) return r;
+  return wait_until_free(rw, fn, rw, deadline, rw->__data.__shared != 0);
+}
+
+bool sem_shared(const sem_t* s) {
+  // glibc's struct new_sem: uint64 data; int private (0: FUTEX_SHARED).
+  int priv;
+  __builtin_memcpy(&priv, reinterpret_cast<const char*>(s) + 8, sizeof priv);
+  return priv == 0;
+}
+
+int sem_try(void* p) {
+  int saved = errno;
+  int r = real::sem_trywait(static_cast<sem_t*>(p));
+  int e = r == 0 ? 0 : errno;
+  errno = saved;
+  return e;  // 0 or EAGAIN (or EINVAL)
+}
+
+int sem_wait_fiber(sem_t* s, const timespec* abs, clockid_t clock) {
+  ErrnoGuard g;
+  int r = sem_try(s);
+  if (r == EAGAIN) {
+    if (abs && !timespec_valid(abs)) {
+      errno = EINVAL;
+      return -1;
+    }
+    r = wait_until_free(s, sem_try, s, abs ? deadline_from_abs(clock, *abs) : kNoDeadline,
+                        sem_shared(s));
+  }
+  if (r != 0) {
+    errno = r;
+    return -1;
+  }
+  g.restore();
+  return 0;
+}
+
+}  // namespace
+
+// --- mutex ---------------------------------------------------------------------------------
+
+GREEN_HOOK(int, pthread_mutex_lock, (pthread_mutex_t * m)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up: single-threaded
+  if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_lock(m);
+  return mutex_lock_fiber(m, kNoDeadline);
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_mutex_trylock, (pthread_mutex_t * m)) {
+  if (!real::ensure_resolved()) return 0;
+  if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_trylock(m);
+  int kind = kind_of(m);
+  if (owned_type(kind) && fiber_owner(m) == me())
+    return (kind & 3) == PTHREAD_MUTEX_RECURSIVE ? real::pthread_mutex_trylock(m) : EBUSY;
+  return mutex_attempt(m);
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_mutex_timedlock, (pthread_mutex_t * m, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_timedlock(m, abs);
+  int r = mutex_attempt(m);
+  if (r != EBUSY) return r;
+  if (!timespec_valid(abs)) return EINVAL;
+  return mutex_lock_fiber(m, deadline_from_abs(CLOCK_REALTIME, *abs));
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_mutex_clocklock,
+              (pthread_mutex_t * m, clockid_t clock, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_clocklock(m, clock, abs);
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+  int r = mutex_attempt(m);
+  if (r != EBUSY) return r;
+  if (!timespec_valid(abs)) return EINVAL;
+  return mutex_lock_fiber(m, deadline_from_abs(clock, *abs));
+}
+
+GREEN_HOOK(int, pthread_mutex_unlock, (pthread_mutex_t * m)) {
+  if (!real::ensure_resolved()) return 0;
+  if (mode() == Mode::kFiber && !special(m)) return mutex_unlock_fiber(m);
+  int r = real::pthread_mutex_unlock(m);
+  if (r == 0) sync::wake_one(m);  // fibers may wait for it (cheap when none does)
+  return r;
+}
+
+// --- condition variables (both ABIs) -------------------------------------------------------
+
+GREEN_HOOK(int, pthread_cond_wait, (pthread_cond_t * c, pthread_mutex_t* m)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  return cond_wait_any(c, m, nullptr, CLOCK_REALTIME, real::cond_wait, real::cond_timedwait);
+}
+GREEN_HOOK(int, pthread_cond_timedwait,
+              (pthread_cond_t * c, pthread_mutex_t* m, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  return cond_wait_any(c, m, abs, cond_clock(c, false), real::cond_wait, real::cond_timedwait);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_cond_clockwait, (pthread_cond_t * c, pthread_mutex_t* m,
+                                            clockid_t clock, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+  return cond_wait_any(c, m, abs, clock, real::cond_wait, nullptr);
+}
+GREEN_HOOK(int, pthread_cond_signal, (pthread_cond_t * c)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  sync::wake_one(c);
+  return real::cond_signal(c);
+}
+GREEN_HOOK(int, pthread_cond_broadcast, (pthread_cond_t * c)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  sync::wake_all(c);
+  return real::cond_broadcast(c);
+}
+
+#ifdef GREEN_SHIM_PRELOAD
+// The GLIBC_2.2.5 ABI (binaries linked before glibc 2.3.2): same scheme on the object address;
+// the real calls are the compat versions.
+__asm__(".symver green_hook_pthread_cond_wait_225, pthread_cond_wait@GLIBC_2.2.5\n\t"
+        ".symver green_hook_pthread_cond_timedwait_225, pthread_cond_timedwait@GLIBC_2.2.5\n\t"
+        ".symver green_hook_pthread_cond_signal_225, pthread_cond_signal@GLIBC_2.2.5\n\t"
+        ".symver green_hook_pthread_cond_broadcast_225, pthread_cond_broadcast@GLIBC_2.2.5");
+extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_wait_225(pthread_cond_t* c,
+                                                                  pthread_mutex_t* m) {
+  return cond_wait_any(c, m, nullptr, CLOCK_REALTIME, real::cond_wait_225, real::cond_timedwait_225);
+}
+extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_timedwait_225(pthread_cond_t* c,
+                                                                       pthread_mutex_t* m,
+                                                                       const struct timespec* abs) {
+  return cond_wait_any(c, m, abs, CLOCK_REALTIME, real::cond_wait_225, real::cond_timedwait_225);
+}
+extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_signal_225(pthread_cond_t* c) {
+  sync::wake_one(c);
+  return real::cond_signal_225(c);
+}
+extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_broadcast_225(pthread_cond_t* c) {
+  sync::wake_all(c);
+  return real::cond_broadcast_225(c);
+}
+#endif
+
+// --- rwlocks --------------------------------------------------------------------------------
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_rdlock, (pthread_rwlock_t * rw)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_rdlock(rw);
+  return rw_wait(rw, false, kNoDeadline);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_wrlock, (pthread_rwlock_t * rw)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_wrlock(rw);
+  return rw_wait(rw, true, kNoDeadline);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_tryrdlock, (pthread_rwlock_t * rw)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  return real::pthread_rwlock_tryrdlock(rw);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_trywrlock, (pthread_rwlock_t * rw)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  return real::pthread_rwlock_trywrlock(rw);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_timedrdlock, (pthread_rwlock_t * rw, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_timedrdlock(rw, abs);
+  int r = real::pthread_rwlock_tryrdlock(rw);
+  if (r != EBUSY) return r;
+  if (!timespec_valid(abs)) return EINVAL;
+  return rw_wait(rw, false, deadline_from_abs(CLOCK_REALTIME, *abs));
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_timedwrlock, (pthread_rwlock_t * rw, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_timedwrlock(rw, abs);
+  int r = real::pthread_rwlock_trywrlock(rw);
+  if (r != EBUSY) return r;
+  if (!timespec_valid(abs)) return EINVAL;
+  return rw_wait(rw, true, deadline_from_abs(CLOCK_REALTIME, *abs));
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_rwlock_clockrdlock,
+              (pthread_rwlock_t * rw, clockid_t clock, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_clockrdlock(rw, clock, abs);
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+  int r = real::pthread_rwlock_tryrdlock(rw);
+  if (r != EBUSY) return r;
+  if (!timespec_valid(abs)) return EINVAL;
+  return rw_wait(rw, false, deadline_from_abs(clock, *abs));
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_rwlock_clockwrlock,
+              (pthread_rwlock_t * rw, clockid_t clock, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_clockwrlock(rw, clock, abs);
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
+  int r = real::pthread_rwlock_trywrlock(rw);
+  if (r != EBUSY) return r;
+  if (!timespec_valid(abs)) return EINVAL;
+  return rw_wait(rw, true, deadline_from_abs(clock, *abs));
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_unlock, (pthread_rwlock_t * rw)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  int r = real::pthread_rwlock_unlock(rw);
+  if (r == 0) sync::wake_all(rw);
+  return r;
+}
+
+// --- semaphores -----------------------------------------------------------------------------
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_wait, (sem_t * s)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::sem_wait(s);
+  return sem_wait_fiber(s, nullptr, CLOCK_REALTIME);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_trywait, (sem_t * s)) { return real::sem_trywait(s); }
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_timedwait, (sem_t * s, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::sem_timedwait(s, abs);
+  return sem_wait_fiber(s, abs, CLOCK_REALTIME);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, sem_clockwait, (sem_t * s, clockid_t clock, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::sem_clockwait(s, clock, abs);
+  if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) {
+    errno = EINVAL;
+    return -1;
+  }
+  return sem_wait_fiber(s, abs, clock);
+}
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_post, (sem_t * s)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  int r = real::sem_post(s);
+  if (r == 0) {
+    int saved = errno;
+    sync::wake_one(s);
+    errno = saved;
+  }
+  return r;
+}

@@ -1,0 +1,438 @@
+// Hooks: pthread_create/join/tryjoin/timedjoin/detach/exit/self/equal, pthread_setname_np/
+// getname_np/kill for fiber-thread ids, pthread_once, pthread_key_create/delete/getspecific/
+// setspecific.
+//
+// pthread_create on a fiber (GREEN_THREADS=fibers, the default) spawns a green fiber instead of
+// an OS thread; the pthread_t it returns is the address of a ShimThread (thread.hpp), so ids
+// of fiber-threads and of real threads never collide and every hook can tell them apart by
+// the magic word at that address. The attribute's stack size, if the program set one, becomes
+// the fiber's stack size (at least 64 KiB: the hooks themselves need some); detach state is
+// honoured; other attributes (scheduling, affinity, a caller-provided stack) are ignored.
+//
+// Placement and migration: the runtime queues the new fiber on the creating worker; an idle
+// worker may steal it before it starts; once started it never leaves its worker's OS thread.
+// That is what keeps errno and every __thread address a compiler cached valid across a hooked
+// call that parks (hazard H1).
+//
+// Thread keys: the key numbers are glibc's own (pthread_key_create really creates the key, so
+// OS threads use it through glibc unchanged); a fiber-thread stores its values in its
+// ShimThread, validated against a per-key sequence number so a deleted-and-recreated key reads
+// as NULL. Destructors run when the fiber-thread ends (pthread_exit or return), up to
+// PTHREAD_DESTRUCTOR_ITERATIONS rounds.
+//
+// pthread_once on a fiber: implemented on glibc's own once word (0 -> 1 in progress -> 2 done)
+// so a fiber whose init routine parks does not block a second caller's worker in a futex wait;
+// second callers park in the sync table and re-check (polling, since an OS thread finishing
+// the routine wakes only futex waiters).
+#include <linux/futex.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <exception>
+#include <new>
+#include <string>
+
+#include "common.hpp"
+#include "green/fiber.hpp"
+#include "green/offload.hpp"
+#include "sync_table.hpp"
+#include "thread.hpp"
+
+namespace green::shim {
+
+bool g_threads_os = false;
+
+struct KeySlot {
+  std::uint64_t seq;
+  void* value;
+};
+struct KeyBlock {
+  KeySlot slot[32];
+};
+
+namespace {
+
+using detail::WakeReason;
+
+constexpr unsigned kMaxKeys = 1024;  // == PTHREAD_KEYS_MAX
+static_assert(kMaxKeys == PTHREAD_KEYS_MAX);
+
+struct KeyInfo {
+  std::atomic<std::uint64_t> seq{0};  // odd: in use
+  std::atomic<void (*)(void*)> dtor{nullptr};
+};
+KeyInfo g_keys[kMaxKeys];
+
+ShimThread g_main_thread;
+
+detail::SpinLock g_live_lock;
+long g_live = 0;             // fiber-threads made by pthread_create still running (g_live_lock)
+detail::WaitList g_all_done;  // waiters for g_live == 0 (g_live_lock)
+
+bool is_shim(pthread_t t) {
+  auto* p = reinterpret_cast<ShimThread*>(t);
+  return p && p->magic == ShimThread::kMagic;
+}
+
+void destroy(ShimThread* t) {
+  if (t->adopted || t == &g_main_thread) return;
+  t->magic = 0;
+  for (KeyBlock* b : t->keys) delete b;
+  delete t;
+}
+
+void finish(ShimThread* t, void* result) {
+  t->lock.lock();
+  t->result = result;
+  t->done = true;
+  bool detached = t->detached;
+  while (detail::Waiter* w = t->joiners.pop_front()) detail::wake(w, WakeReason::kNotified);
+  t->lock.unlock();  // last touch unless detached: a joiner may free t from here on
+  if (detached) destroy(t);
+  g_live_lock.lock();
+  if (--g_live == 0)
+    while (detail::Waiter* w = g_all_done.pop_front()) detail::wake(w, WakeReason::kNotified);
+  g_live_lock.unlock();
+  stat_live(-1);
+}
+
+void thread_body(ShimThread* t) {
+  detail::Task* task = detail::current_task();
+  task->shim_data_ = t;
+  void* result = nullptr;
+  try {
+    result = t->start(t->arg);
+  } catch (const ThreadExit&) {
+    result = t->result;
+  } catch (...) {
+    std::terminate();  // what an exception escaping a real thread's start routine does
+  }
+  run_key_destructors(t);
+  task->shim_data_ = nullptr;
+  finish(t, result);
+}
+
+// glibc's struct pthread_attr: the stack size field is 0 unless the program set one.
+std::size_t attr_stack_size(const pthread_attr_t* attr) {
+  if (!attr) return 0;
+  std::size_t size = 0;
+  std::memcpy(&size, reinterpret_cast<const char*>(attr) + 32, sizeof size);
+  if (size == 0) return 0;
+  return size < 65536 ? 65536 : size;
+}
+
+int create_fiber(pthread_t* out, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) {
+  auto* t = new (std::nothrow) ShimThread;
+  if (!t) return EAGAIN;
+  t->start = fn;
+  t->arg = arg;
+  t->stack_size = attr_stack_size(attr);
+  int detach = PTHREAD_CREATE_JOINABLE;
+  if (attr) pthread_attr_getdetachstate(attr, &detach);
+  t->detached = detach == PTHREAD_CREATE_DETACHED;
+  g_live_lock.lock();
+  ++g_live;
+  g_live_lock.unlock();
+  stat_add(&Stats::threads_created);
+  stat_live(1);
+  *out = reinterpret_cast<pthread_t>(t);  // before the fiber can run and detach itself
+  try {
+    green::spawn(SpawnOptions{"pthread", t->stack_size}, [t] { thread_body(t); }).detach();
+  } catch (...) {
+    g_live_lock.lock();
+    --g_live;
+    g_live_lock.unlock();
+    stat_live(-1);
+    t->magic = 0;
+    delete t;
+    return EAGAIN;
+  }
+  return 0;
+}
+
+int join_shim(ShimThread* t, void** ret, TimePoint deadline, bool try_only) {
+  if (mode() == Mode::kFiber && t == current_thread()) return EDEADLK;
+  ErrnoGuard g;
+  struct Restore {
+    ErrnoGuard& g;
+    ~Restore() { g.restore(); }
+  } restore{g};
+  t->lock.lock();
+  if (t->detached || t->joining) {
+    t->lock.unlock();
+    return EINVAL;
+  }
+  if (!t->done) {
+    if (try_only) {
+      t->lock.unlock();
+      return EBUSY;
+    }
+    t->joining = true;
+    while (!t->done) {
+      detail::Waiter w;
+      t->joiners.push_back(&w);
+      WakeReason r = detail::park(w, deadline, detail::unlocker(t->lock));
+      t->lock.lock();
+      t->joiners.remove(&w);
+      if (!t->done && r == WakeReason::kTimeout && deadline != kNoDeadline &&
+          Clock::now() >= deadline) {
+        t->joining = false;
+        t->lock.unlock();
+        return ETIMEDOUT;
+      }
+    }
+  }
+  void* result = t->result;
+  t->lock.unlock();
+  if (ret) *ret = result;
+  destroy(t);
+  return 0;
+}
+
+// Joins a real OS thread from a fiber without blocking the worker.
+int join_real_offloaded(pthread_t th, void** ret) {
+  struct Job {
+    pthread_t th;
+    void** ret;
+    int r;
+  } job{th, ret, 0};
+  stat_add(&Stats::offloads);
+  ErrnoGuard g;
+  detail::offload_raw([](void* p) {
+    auto* j = static_cast<Job*>(p);
+    j->r = real::pthread_join(j->th, j->ret);
+  }, &job);
+  g.restore();
+  return job.r;
+}
+
+KeySlot* key_slot(ShimThread* t, unsigned key, bool create) {
+  KeyBlock*& b = t->keys[key / 32];
+  if (!b) {
+    if (!create) return nullptr;
+    b = new (std::nothrow) KeyBlock{};
+    if (!b) return nullptr;
+  }
+  return &b->slot[key % 32];
+}
+
+void futex_wake_all(void* addr) {
+  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
+}
+
+}  // namespace
+
+ShimThread* current_thread() noexcept {
+  detail::Task* task = detail::current_task();
+  if (!task) return nullptr;
+  if (!task->shim_data_) {
+    auto* t = new (std::nothrow) ShimThread;
+    if (!t) return &g_main_thread;  // out of memory: degrade to a shared identity
+    t->adopted = true;
+    t->detached = true;
+    task->shim_data_ = t;
+  }
+  return static_cast<ShimThread*>(task->shim_data_);
+}
+
+void adopt_main_thread() noexcept {
+  g_main_thread.detached = false;
+  detail::current_task()->shim_data_ = &g_main_thread;
+}
+
+void run_key_destructors(ShimThread* t) noexcept {
+  for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
+    bool any = false;
+    for (unsigned k = 0; k < kMaxKeys; ++k) {
+      KeySlot* s = key_slot(t, k, false);
+      if (!s || !s->value) continue;
+      void (*dtor)(void*) = g_keys[k].dtor.load(std::memory_order_acquire);
+      bool live = s->seq == g_keys[k].seq.load(std::memory_order_acquire);
+      void* v = s->value;
+      s->value = nullptr;
+      if (dtor && live) {
+        dtor(v);
+        any = true;
+      }
+    }
+    if (!any) break;
+  }
+}
+
+void wait_all_threads() noexcept {
+  ErrnoGuard g;
+  for (;;) {
+    g_live_lock.lock();
+    if (g_live == 0) {
+      g_live_lock.unlock();
+      g.restore();
+      return;
+    }
+    detail::Waiter w;
+    g_all_done.push_back(&w);
+    detail::park(w, kNoDeadline, detail::unlocker(g_live_lock));
+    g_live_lock.lock();
+    g_all_done.remove(&w);
+    g_live_lock.unlock();
+  }
+}
+
+}  // namespace green::shim
+
+using namespace green::shim;
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_create,
+              (pthread_t * out, const pthread_attr_t* attr, void* (*fn)(void*), void* arg)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber || g_threads_os) return real::pthread_create(out, attr, fn, arg);
+  return create_fiber(out, attr, fn, arg);
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_join, (pthread_t th, void** ret)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (is_shim(th)) return join_shim(reinterpret_cast<ShimThread*>(th), ret, kNoDeadline, false);
+  if (mode() == Mode::kFiber) return join_real_offloaded(th, ret);
+  return real::pthread_join(th, ret);
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.3.3", int, pthread_tryjoin_np, (pthread_t th, void** ret)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (is_shim(th)) return join_shim(reinterpret_cast<ShimThread*>(th), ret, kNoDeadline, true);
+  return real::pthread_tryjoin_np(th, ret);
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.3.3", int, pthread_timedjoin_np, (pthread_t th, void** ret, const struct timespec* abs)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (!is_shim(th)) return real::pthread_timedjoin_np(th, ret, abs);
+  if (abs && !timespec_valid(abs)) return EINVAL;
+  return join_shim(reinterpret_cast<ShimThread*>(th), ret,
+                   abs ? deadline_from_abs(CLOCK_REALTIME, *abs) : kNoDeadline, false);
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_detach, (pthread_t th)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (!is_shim(th)) return real::pthread_detach(th);
+  auto* t = reinterpret_cast<ShimThread*>(th);
+  t->lock.lock();
+  if (t->detached) {
+    t->lock.unlock();
+    return EINVAL;
+  }
+  bool done = t->done;
+  t->detached = true;
+  t->lock.unlock();
+  if (done) destroy(t);
+  return 0;
+}
+
+GREEN_HOOK(void, pthread_exit, (void* value)) {
+  real::ensure_resolved();
+  if (mode() == Mode::kFiber) {
+    current_thread()->result = value;
+    throw ThreadExit{};
+  }
+  real::pthread_exit(value);
+  __builtin_unreachable();
+}
+
+GREEN_HOOK(pthread_t, pthread_self, (void)) {
+  if (!real::ensure_resolved() || mode() != Mode::kFiber) {
+    if (!real::pthread_self) return 0;
+    return real::pthread_self();
+  }
+  return reinterpret_cast<pthread_t>(current_thread());
+}
+
+GREEN_HOOK(int, pthread_equal, (pthread_t a, pthread_t b)) { return a == b; }
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.12", int, pthread_setname_np, (pthread_t th, const char* name)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (!is_shim(th)) return real::pthread_setname_np(th, name);
+  if (std::strlen(name) > 15) return ERANGE;
+  std::strncpy(reinterpret_cast<ShimThread*>(th)->name, name, 15);
+  return 0;
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.12", int, pthread_getname_np, (pthread_t th, char* buf, size_t len)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (!is_shim(th)) return real::pthread_getname_np(th, buf, len);
+  const char* n = reinterpret_cast<ShimThread*>(th)->name;
+  if (std::strlen(n) + 1 > len) return ERANGE;
+  std::strcpy(buf, n);
+  return 0;
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_kill, (pthread_t th, int sig)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (!is_shim(th)) return real::pthread_kill(th, sig);
+  if (sig < 0 || sig >= _NSIG) return EINVAL;
+  if (sig == 0) return 0;
+  // A fiber-thread has no OS thread of its own: the signal goes to the process (documented).
+  return kill(getpid(), sig) == 0 ? 0 : errno;
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_once, (pthread_once_t * once, void (*init)(void))) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_once(once, init);
+  auto* word = reinterpret_cast<std::atomic<int>*>(once);
+  for (;;) {
+    int v = word->load(std::memory_order_acquire);
+    if (v & 2) return 0;  // __PTHREAD_ONCE_DONE
+    if (v == 0) {
+      if (!word->compare_exchange_strong(v, 1, std::memory_order_acquire)) continue;
+      init();
+      word->store(2, std::memory_order_release);  // pairs with the acquire loads above
+      futex_wake_all(once);                        // OS threads waiting in glibc's once
+      sync::wake_all(once);
+      return 0;
+    }
+    sync::wait_on(
+        once, kNoDeadline, true,
+        [](void* p) { return (static_cast<std::atomic<int>*>(p)->load() & 2) != 0; }, word);
+  }
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_key_create, (pthread_key_t * key, void (*dtor)(void*))) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  int r = real::pthread_key_create(key, dtor);
+  if (r == 0 && *key < kMaxKeys) {
+    g_keys[*key].dtor.store(dtor, std::memory_order_release);
+    g_keys[*key].seq.fetch_add(1, std::memory_order_acq_rel);  // now odd: in use
+  }
+  return r;
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_key_delete, (pthread_key_t key)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  int r = real::pthread_key_delete(key);
+  if (r == 0 && key < kMaxKeys) {
+    g_keys[key].dtor.store(nullptr, std::memory_order_release);
+    g_keys[key].seq.fetch_add(1, std::memory_order_acq_rel);  // now even: free
+  }
+  return r;
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", void*, pthread_getspecific, (pthread_key_t key)) {
+  if (!real::ensure_resolved()) return nullptr;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_getspecific(key);
+  if (key >= kMaxKeys) return nullptr;
+  KeySlot* s = key_slot(current_thread(), key, false);
+  if (!s || s->seq != g_keys[key].seq.load(std::memory_order_acquire)) return nullptr;
+  return s->value;
+}
+
+GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_setspecific, (pthread_key_t key, const void* value)) {
+  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+  if (mode() != Mode::kFiber) return real::pthread_setspecific(key, value);
+  if (key >= kMaxKeys) return EINVAL;
+  KeySlot* s = key_slot(current_thread(), key, true);
+  if (!s) return ENOMEM;
+  // A key created behind the shim's back (seq even) is accepted too: glibc validated it.
+  s->seq = g_keys[key].seq.load(std::memory_order_acquire);
+  s->value = const_cast<void*>(value);
+  return 0;
+}

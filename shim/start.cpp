@@ -1,0 +1,175 @@
+// Auto-start of the preload library: runs the program's main() on a green fiber.
+//
+// glibc calls main through __libc_start_main, which every dynamically linked program imports;
+// the shim interposes it (both symbol versions: GLIBC_2.34 for programs linked against glibc
+// >= 2.34, GLIBC_2.2.5 for older ones, each forwarding to the matching real version), and
+// passes the real one a replacement main that
+//   1. reads GREEN_THREADS (fibers|os) and GREEN_STATS (0|1) and resolves the runtime options
+//      from GREEN_WORKERS/GREEN_STACK_SIZE/GREEN_STACK_GUARD; a malformed value prints one line
+//      naming the variable and what it accepts, and exits with status 2;
+//   2. calls green::run with the program's main as the main fiber (identity: the main
+//      ShimThread, so pthread_self/keys work there too);
+//   3. returns main's value, so glibc runs exit() -- atexit handlers, stdio flushing -- on the
+//      original thread after the runtime stopped.
+// pthread_exit() from main waits for every fiber-thread to finish and then exits with status
+// 0, as it does with real threads. GREEN_STATS=1 prints one summary line on stderr at exit.
+//
+// Threads: all of this runs on the process's main thread; the counters are relaxed atomics.
+#include <dlfcn.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+#include "common.hpp"
+#include "fd_table.hpp"
+#include "green/runtime.hpp"
+#include "thread.hpp"
+
+using namespace green::shim;
+
+namespace {
+
+using MainFn = int (*)(int, char**, char**);
+using StartFn = int (*)(MainFn, int, char**, void (*)(void), void (*)(void), void (*)(void), void*);
+
+MainFn g_main = nullptr;
+std::size_t g_workers = 0;
+pid_t g_pid = 0;
+
+[[noreturn]] void bad_setting(const char* var, const char* value, const char* expected) {
+  std::fprintf(stderr, "green: invalid %s=\"%s\": expected %s\n", var, value, expected);
+  std::exit(2);
+}
+
+int os_threads() {
+  FILE* f = std::fopen("/proc/self/status", "r");
+  if (!f) return -1;
+  char line[256];
+  int n = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, "Threads:", 8) == 0) n = std::atoi(line + 8);
+  std::fclose(f);
+  return n;
+}
+
+void print_stats() {
+  if (getpid() != g_pid) return;  // a forked child exiting
+  Stats s = stats_snapshot();
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  std::fprintf(stderr,
+               "green: stats: workers=%zu fiber-threads=%llu (peak live %llu) io-waits=%llu "
+               "poll-waits=%llu sleeps=%llu lock-waits=%llu cond-waits=%llu offloads=%llu "
+               "os-threads-at-exit=%d max-rss=%ldKiB\n",
+               g_workers, (unsigned long long)s.threads_created,
+               (unsigned long long)s.threads_peak, (unsigned long long)s.io_waits,
+               (unsigned long long)s.polls, (unsigned long long)s.sleeps,
+               (unsigned long long)s.lock_waits, (unsigned long long)s.cond_waits,
+               (unsigned long long)s.offloads, os_threads(), ru.ru_maxrss);
+}
+
+std::size_t main_stack_size(std::size_t fiber_default) {
+  rlimit rl{};
+  std::size_t size = 8u << 20;
+  if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY) size = rl.rlim_cur;
+  if (size > (1u << 30)) size = 1u << 30;
+  return size < fiber_default ? fiber_default : size;
+}
+
+int green_main(int argc, char** argv, char** envp) {
+  const char* threads = std::getenv("GREEN_THREADS");
+  if (threads && *threads) {
+    if (std::strcmp(threads, "os") == 0) {
+      g_threads_os = true;
+    } else if (std::strcmp(threads, "fibers") != 0) {
+      bad_setting("GREEN_THREADS", threads, "fibers or os");
+    }
+  }
+  const char* stats = std::getenv("GREEN_STATS");
+  bool want_stats = false;
+  if (stats && *stats) {
+    if (std::strcmp(stats, "1") == 0) {
+      want_stats = true;
+    } else if (std::strcmp(stats, "0") != 0) {
+      bad_setting("GREEN_STATS", stats, "0 or 1");
+    }
+  }
+  green::Options opts;
+  try {
+    opts = green::resolve_options({});
+  } catch (const std::invalid_argument& e) {
+    std::fprintf(stderr, "%s\n", e.what());
+    std::exit(2);
+  }
+  g_workers = opts.workers;
+  g_pid = getpid();
+  if (want_stats) std::atexit(print_stats);
+  // green::run's body (runtime.hpp), with one change: the main fiber gets the stack a real
+  // main thread has (RLIMIT_STACK, 8 MiB if unlimited; at least GREEN_STACK_SIZE), since
+  // programs size their recursion for it; other fibers use GREEN_STACK_SIZE.
+  auto body = [&]() -> int {
+    adopt_main_thread();
+    try {
+      return g_main(argc, argv, envp);
+    } catch (const ThreadExit&) {
+      // pthread_exit from main: the process lives until the last thread is done.
+      wait_all_threads();
+      return 0;
+    }
+  };
+  try {
+    auto* t = new green::detail::TaskImpl<int, decltype(body)>(std::move(body));
+    t->name_ = "main";
+    t->stack_size_ = main_stack_size(opts.stack_size);
+    t->ref();
+    struct Drop {
+      green::detail::Task* t;
+      ~Drop() { t->unref(); }
+    } drop{t};
+    green::detail::run_main(t, opts);
+    return t->take();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "green: fatal: %s\n", e.what());
+    return 70;
+  }
+}
+
+template <int V>
+int start(StartFn real_start, MainFn main, int argc, char** argv, void (*init)(void),
+          void (*fini)(void), void (*rtld_fini)(void), void* stack_end) {
+  fds::init();
+  g_main = main;
+  return real_start(green_main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+StartFn resolve_start(const char* version) {
+  void* p = dlvsym(RTLD_NEXT, "__libc_start_main", version);
+  if (!p) {
+    std::fprintf(stderr, "green: fatal: cannot find the real __libc_start_main@%s\n", version);
+    std::_Exit(127);
+  }
+  return reinterpret_cast<StartFn>(p);
+}
+
+}  // namespace
+
+__asm__(".symver green_libc_start_main_234, __libc_start_main@@GLIBC_2.34\n\t"
+        ".symver green_libc_start_main_225, __libc_start_main@GLIBC_2.2.5");
+
+extern "C" GREEN_SHIM_EXPORT int green_libc_start_main_234(MainFn main, int argc, char** argv,
+                                                           void (*init)(void), void (*fini)(void),
+                                                           void (*rtld_fini)(void),
+                                                           void* stack_end) {
+  return start<234>(resolve_start("GLIBC_2.34"), main, argc, argv, init, fini, rtld_fini,
+                    stack_end);
+}
+
+extern "C" GREEN_SHIM_EXPORT int green_libc_start_main_225(MainFn main, int argc, char** argv,
+                                                           void (*init)(void), void (*fini)(void),
+                                                           void (*rtld_fini)(void),
+                                                           void* stack_end) {
+  return start<225>(resolve_start("GLIBC_2.2.5"), main, argc, argv, init, fini, rtld_fini,
+                    stack_end);
+}

@@ -1,0 +1,58 @@
+// Fiber-threads: what pthread_create makes on a fiber, and the per-thread state that
+// pthread_self, pthread_join/detach/exit and thread keys need (hook_thread.cpp).
+//
+// Owns: ShimThread objects. One per fiber created by pthread_create, one static for the
+// program's main fiber, and one created lazily for any other fiber that asks for its identity
+// (fibers spawned with green::spawn in link-time mode; those are never freed: documented).
+// Task::shim_data_ of the fiber points at it while the fiber runs.
+//
+// Lifetime: a ShimThread is freed by whoever comes last of (the fiber finishing, pthread_join
+// returning, pthread_detach), decided under ShimThread::lock.
+#pragma once
+
+#include <pthread.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#include "common.hpp"
+#include "green/detail/wait.hpp"
+
+namespace green::shim {
+
+// Thrown by pthread_exit on a fiber-thread; caught where the fiber-thread started.
+struct ThreadExit {};
+
+struct KeyBlock;
+
+struct ShimThread {
+  static constexpr std::uint64_t kMagic = 0x6772656e74687264ull;  // "grenthrd"
+  std::uint64_t magic = kMagic;
+  void* (*start)(void*) = nullptr;
+  void* arg = nullptr;
+  void* result = nullptr;
+  std::size_t stack_size = 0;
+  detail::SpinLock lock;
+  detail::WaitList joiners;  // guarded by lock
+  bool done = false;         // guarded by lock
+  bool detached = false;     // guarded by lock
+  bool joining = false;      // guarded by lock
+  bool adopted = false;      // not made by pthread_create: never freed
+  char name[16] = {};
+  KeyBlock* keys[32] = {};   // thread-specific values, touched only by the thread itself
+};
+
+// The calling fiber's ShimThread (created on demand). Must be called on a fiber.
+ShimThread* current_thread() noexcept;
+
+// Marks the calling fiber as the program's main thread (preload start-up).
+void adopt_main_thread() noexcept;
+// Runs the calling thread's key destructors (POSIX: up to 4 rounds).
+void run_key_destructors(ShimThread* t) noexcept;
+// Blocks until every fiber-thread made by pthread_create has finished (main's pthread_exit).
+void wait_all_threads() noexcept;
+
+// GREEN_THREADS=os: pthread_create makes real OS threads.
+extern bool g_threads_os;
+
+}  // namespace green::shim

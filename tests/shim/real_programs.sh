@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# Real programs nobody here wrote behave identically under greenrun: coreutils (ls, sort, cat,
+# wc, sha256sum), python3 (threads + sockets), curl against a local HTTP server (python3's
+# http.server, bound to 127.0.0.1 only). Each is run without and with greenrun; outputs must
+# match. Programs that are not installed are skipped with a note.
+#   real_programs.sh GREENRUN
+set -u
+greenrun="$(realpath "$1")"
+fail=0
+tmp="$(mktemp -d)"
+trap 'kill $server 2>/dev/null; rm -rf "$tmp"' EXIT
+server=""
+for i in $(seq 1 3000); do echo "line $((i * 7919 % 3001)) $RANDOM"; done >"$tmp/data.txt"
+mkdir -p "$tmp/dir/sub" && touch "$tmp/dir/a" "$tmp/dir/b" "$tmp/dir/sub/c"
+
+same() {  # same NAME -- command...
+  local name="$1"
+  shift 2
+  local a b
+  a="$(cd "$tmp" && "$@" 2>&1; echo "rc=$?")"
+  b="$(cd "$tmp" && "$greenrun" --workers 2 -- "$@" 2>&1; echo "rc=$?")"
+  if [[ "$a" != "$b" ]]; then
+    echo "FAIL: $name differs under greenrun"
+    diff <(echo "$a") <(echo "$b") | head -20
+    fail=1
+  else
+    echo "ok: $name"
+  fi
+}
+
+same ls -- ls -la --time-style=+X dir dir/sub
+same sort -- sort data.txt
+same sort-n -- sort -n -k2 data.txt
+same cat -- cat data.txt
+same wc -- wc data.txt
+same sha256sum -- sha256sum data.txt
+same pipeline -- sh -c 'cat data.txt | sort | uniq -c | sort -rn | head -5'
+
+if command -v python3 >/dev/null; then
+  cat >"$tmp/threads_sockets.py" <<'PY'
+import socket, threading, hashlib, queue, time
+srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+srv.bind(("127.0.0.1", 0)); srv.listen(128); port = srv.getsockname()[1]
+def handle(c):
+    with c:
+        while True:
+            d = c.recv(65536)
+            if not d: break
+            c.sendall(d[::-1])
+def serve():
+    for _ in range(50):
+        c, _ = srv.accept(); threading.Thread(target=handle, args=(c,), daemon=True).start()
+threading.Thread(target=serve, daemon=True).start()
+results = queue.Queue()
+def client(i):
+    s = socket.create_connection(("127.0.0.1", port)); s.settimeout(20)
+    payload = (b"%d-" % i) * (1000 + i * 37); s.sendall(payload); s.shutdown(socket.SHUT_WR)
+    got = b""
+    while True:
+        d = s.recv(65536)
+        if not d: break
+        got += d
+    s.close(); results.put((i, hashlib.sha256(got).hexdigest(), got == payload[::-1]))
+ts = [threading.Thread(target=client, args=(i,)) for i in range(50)]
+[t.start() for t in ts]; [t.join() for t in ts]
+out = sorted(results.get() for _ in range(50))
+assert all(ok for _, _, ok in out), "bad echo"
+lock = threading.Lock(); cond = threading.Condition(lock); box = []
+def producer():
+    for i in range(2000):
+        with cond: box.append(i); cond.notify()
+def consumer(res):
+    n = 0
+    while n < 1000:
+        with cond:
+            while not box: cond.wait()
+            box.pop(); n += 1
+    res.append(n)
+res = []; cs = [threading.Thread(target=consumer, args=(res,)) for _ in range(2)]
+[c.start() for c in cs]; p = threading.Thread(target=producer); p.start(); p.join(); [c.join() for c in cs]
+t0 = time.monotonic(); sl = [threading.Thread(target=time.sleep, args=(0.2,)) for _ in range(100)]
+[t.start() for t in sl]; [t.join() for t in sl]; assert time.monotonic() - t0 < 5
+print(len(out), out[0][1], out[-1][1], sum(res))
+PY
+  same python3 -- python3 threads_sockets.py
+else
+  echo "skip: python3 not installed"
+fi
+
+if command -v curl >/dev/null && command -v python3 >/dev/null; then
+  port_file="$tmp/port"
+  (cd "$tmp" && exec python3 -c '
+import http.server, socketserver, sys
+h = http.server.SimpleHTTPRequestHandler
+h.log_message = lambda *a: None
+s = socketserver.TCPServer(("127.0.0.1", 0), h)
+open(sys.argv[1], "w").write(str(s.server_address[1]))
+s.serve_forever()' "$port_file") &
+  server=$!
+  for _ in $(seq 100); do [[ -s "$port_file" ]] && break; sleep 0.05; done
+  port="$(cat "$port_file")"
+  same curl -- curl -sS --max-time 20 "http://127.0.0.1:$port/data.txt"
+  same curl-head -- sh -c "curl -sS --max-time 20 -o /dev/null -w '%{http_code} %{size_download}\n' http://127.0.0.1:$port/data.txt"
+  same curl-refused -- sh -c "curl -sS --max-time 20 http://127.0.0.1:1/ 2>&1 | sed 's/after [0-9]* ms/after N ms/'"
+else
+  echo "skip: curl or python3 not installed"
+fi
+[[ $fail -eq 0 ]] && echo "real_programs: ok"
+exit $fail
