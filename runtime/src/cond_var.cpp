@@ -8,7 +8,7 @@ namespace green {
 using detail::WakeReason;
 
 bool CondVar::wait_until_impl(std::unique_lock<Mutex>& lk, detail::TimePoint t) {
-  detail::Waiter w;
+  detail::Waiter w(detail::WaitKind::kCondVar, this);
   lock_.lock();
   waiters_.push_back(&w);
   lk.unlock();  // may wake the mutex's next owner; never blocks

@@ -44,6 +44,9 @@ Context* Context::create(Worker* worker, std::size_t stack_size) {
   std::size_t size = static_cast<std::size_t>(sp - (s.top() - s.usable()));
   c->fctx_ = fc::make_fcontext(sp, size, &Context::entry);
   sanitizer_register_stack(c->san_, s.top() - s.usable(), s.usable(), false);
+  c->all_next_ = worker->all_contexts_;
+  if (c->all_next_) c->all_next_->all_prev_ = c;
+  worker->all_contexts_ = c;
   return c;
 }
 
@@ -52,6 +55,8 @@ void Context::destroy() noexcept {
   Worker* w = worker_;
   Stack s = stack_;
   sanitizer_unregister_stack(san_);
+  if (all_prev_) all_prev_->all_next_ = all_next_; else w->all_contexts_ = all_next_;
+  if (all_next_) all_next_->all_prev_ = all_prev_;
   if (timer_init_) {
     timer_.data = new Stack(s);
     uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {

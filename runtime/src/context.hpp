@@ -51,6 +51,8 @@ class Context {
   boost::context::detail::fcontext_t fctx_ = nullptr;  // suspended machine state
   Task* task_ = nullptr;
   Context* next_ = nullptr;  // ready queue / inbox / pool link
+  Context* all_next_ = nullptr;  // Worker::all_contexts_ (owner thread only; dumps, gdb)
+  Context* all_prev_ = nullptr;
   State state_ = State::kIdle;
   bool is_scheduler_ = false;
   bool retire_ = false;       // destroy after switching away (pool over capacity)

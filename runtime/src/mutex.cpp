@@ -38,7 +38,7 @@ bool Mutex::lock_slow(detail::TimePoint deadline, bool interruptible) {
     state_.store((s | kLocked) & ~kQueueLock, std::memory_order_release);
     return true;
   }
-  detail::Waiter w;
+  detail::Waiter w(detail::WaitKind::kMutex, this);
   waiters_.push_back(&w);
   WakeReason r = detail::park(w, deadline,
                               {[](void* p) {

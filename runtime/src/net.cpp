@@ -93,7 +93,10 @@ std::string Address::to_string() const {
   if (storage.ss_family == AF_INET6) {
     inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(&storage)->sin6_addr, buf,
               sizeof buf);
-    return "[" + std::string(buf) + "]:" + std::to_string(port());
+    // Built with append: GCC 12's -Wrestrict misfires on "[" + std::string(...) at -O3.
+    std::string out("[");
+    out.append(buf).append("]:").append(std::to_string(port()));
+    return out;
   }
   return "?";
 }

@@ -54,7 +54,7 @@ WakeReason offload_raw(void (*fn)(void*), void* arg) noexcept {
   }
   WakeReason interrupted = WakeReason::kNotified;
   while (!op.done) {
-    Waiter w;
+    Waiter w(WaitKind::kOffload, &op);
     op.waiter = &w;
     WakeReason r = park(w, kNoDeadline, {}, interrupted == WakeReason::kNotified);
     op.waiter = nullptr;

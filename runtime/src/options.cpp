@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <cctype>
+#include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -108,6 +110,58 @@ Options resolve_options(Options o) {
       else if (s == "always") o.stack_guard = StackGuard::kAlways;
       else if (s == "never") o.stack_guard = StackGuard::kNever;
       else bad("GREEN_STACK_GUARD", s, "one of auto, always, never");
+    }
+  }
+  if (o.dump_signal < 0) {
+    o.dump_signal = 0;
+    if (const char* v = env("GREEN_DUMP_SIGNAL")) {
+      std::string s(v);
+      int sig = 0;
+      if (s == "off" || s == "0") {
+        sig = 0;
+      } else if (std::isdigit(static_cast<unsigned char>(s[0]))) {
+        char* end = nullptr;
+        long n = std::strtol(v, &end, 10);
+        sig = (*end == '\0' && n > 0 && n < NSIG) ? int(n) : -1;
+      } else {
+        std::string name = s.rfind("SIG", 0) == 0 ? s.substr(3) : s;
+        static const struct { const char* n; int s; } kSignals[] = {
+            {"QUIT", SIGQUIT}, {"USR1", SIGUSR1}, {"USR2", SIGUSR2}, {"HUP", SIGHUP},
+            {"INT", SIGINT},   {"TERM", SIGTERM}, {"WINCH", SIGWINCH}, {"PWR", SIGPWR}};
+        sig = -1;
+        for (auto& e : kSignals) {
+          if (name == e.n) sig = e.s;
+        }
+      }
+      if (sig < 0) {
+        bad("GREEN_DUMP_SIGNAL", s,
+            "off, a signal number, or one of SIGQUIT, SIGUSR1, SIGUSR2, SIGHUP, SIGINT, SIGTERM, "
+            "SIGWINCH, SIGPWR");
+      }
+      o.dump_signal = sig;
+    }
+  }
+  if (o.deadlock == DeadlockPolicy::kDefault) {
+    o.deadlock = DeadlockPolicy::kExit;
+    if (const char* v = env("GREEN_DEADLOCK")) {
+      std::string s(v);
+      if (s == "exit") o.deadlock = DeadlockPolicy::kExit;
+      else if (s == "warn") o.deadlock = DeadlockPolicy::kWarn;
+      else if (s == "off") o.deadlock = DeadlockPolicy::kOff;
+      else bad("GREEN_DEADLOCK", s, "one of exit, warn, off");
+    }
+  }
+  if (o.blocked_ms < 0) {
+    o.blocked_ms = 1000;
+    if (const char* v = env("GREEN_BLOCKED_MS")) {
+      std::string s(v);
+      char* end = nullptr;
+      errno = 0;
+      long n = std::strtol(v, &end, 10);
+      if (!std::isdigit(static_cast<unsigned char>(s[0])) || *end != '\0' || errno != 0 ||
+          n > 3600000)
+        bad("GREEN_BLOCKED_MS", s, "milliseconds from 0 (off) to 3600000");
+      o.blocked_ms = n;
     }
   }
   return o;

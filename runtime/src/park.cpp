@@ -23,6 +23,7 @@
 #include "green/detail/hooks.hpp"
 #include "green/errors.hpp"
 #include "green/fiber.hpp"
+#include "scheduler.hpp"
 #include "worker.hpp"
 
 namespace green::detail {
@@ -41,6 +42,7 @@ void futex_wake(std::atomic<std::uint32_t>* addr) {
 
 WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
   w.context = nullptr;
+  if (Runtime* rt = Runtime::current()) rt->foreign_.store(true, std::memory_order_relaxed);
   unlock();
   for (;;) {
     std::uint32_t s = w.state.load(std::memory_order_acquire);
@@ -119,10 +121,12 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
     deadline = t->deadline_;
     scoped = true;
   }
-  if (interruptible) {
-    // A cancel() after this check reaches us through our worker (Worker::post_cancel).
-    t->waiter_ = &w;
-    if (t->cancel_pending_.load(std::memory_order_relaxed)) wake(&w, WakeReason::kCancelled);
+  // Recorded for cancel() (interruptible waits only) and for dumps. A cancel() after this
+  // check reaches us through our worker (Worker::post_cancel).
+  w.interruptible = interruptible;
+  t->waiter_ = &w;
+  if (interruptible && t->cancel_pending_.load(std::memory_order_relaxed)) {
+    wake(&w, WakeReason::kCancelled);
   }
   if (deadline != kNoDeadline) {
     if (Clock::now() >= deadline) {
@@ -140,7 +144,7 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
     uv_timer_stop(&c->timer_);
     c->timed_waiter_ = nullptr;
   }
-  if (interruptible) t->waiter_ = nullptr;
+  t->waiter_ = nullptr;
   WakeReason r = w.reason();
   if (r == WakeReason::kCancelled) t->cancel_pending_.store(false, std::memory_order_relaxed);
   if (r == WakeReason::kTimeout && scoped) {
@@ -158,6 +162,9 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
                                         std::memory_order_acq_rel, std::memory_order_relaxed))
     return false;
   if (c) {
+    if (!Worker::current()) {
+      c->worker_->runtime()->foreign_.store(true, std::memory_order_relaxed);
+    }
     c->worker_->make_ready(c);
   } else {
     futex_wake(&w->state);

@@ -143,7 +143,11 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     heap_nodes.reset(new Waiter[2 * n]);
     nodes = heap_nodes.get();
   }
-  Waiter w;
+  Waiter w(WaitKind::kIo, nullptr);
+  if (n > 0) {
+    w.fd = fds[0].fd;
+    w.events = static_cast<unsigned>(fds[0].events);
+  }
   std::size_t used = 0;
   io::WaitResult early = io::WaitResult::kReady;
   bool failed = false;

@@ -100,7 +100,7 @@ std::vector<Address> resolve(const std::string& host, const std::string& service
   if (err != 0) throw std::system_error(to_eai(err), resolve_category(), "green::net::resolve");
   detail::WakeReason interrupted = detail::WakeReason::kNotified;
   while (!op.done) {
-    detail::Waiter w;
+    detail::Waiter w(detail::WaitKind::kResolve, &op);
     op.waiter = &w;
     auto r = detail::park(w, detail::kNoDeadline, {}, interrupted == detail::WakeReason::kNotified);
     op.waiter = nullptr;

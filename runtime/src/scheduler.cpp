@@ -7,6 +7,7 @@
 
 #include "green/detail/hooks.hpp"
 #include "green/runtime.hpp"
+#include "monitor.hpp"
 
 namespace green::detail {
 
@@ -63,6 +64,7 @@ void Runtime::run(Task* main) {
   main_ = main;
   main->next_ = nullptr;
   workers_[0]->runq_.push(main);
+  Monitor monitor(this, opts_);
   threads_.reserve(workers_.size());
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     Worker* w = workers_[i].get();
@@ -89,6 +91,7 @@ void Runtime::submit(Task* t) {
 
 void Runtime::stop() noexcept {
   stopping_.store(true, std::memory_order_seq_cst);
+  if (monitor_) monitor_->wake();
   for (auto& w : workers_) {
     ShimBypass bypass;
     uv_async_send(&w->async_);  // the loop may be blocked whatever sleeping_ says

@@ -32,6 +32,7 @@ class GlobalQueue {
   void push_batch(Task* first, Task* last, std::size_t n) noexcept;
   Task* pop() noexcept;
   bool empty() const noexcept { return size_.load(std::memory_order_seq_cst) == 0; }
+  std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
 
  private:
   SpinLock lock_;
@@ -66,6 +67,12 @@ class Runtime {
   std::atomic<int> nspinning_{0};
   Task* main_ = nullptr;
   std::atomic<std::size_t> exited_{0};  // workers out of their loop (teardown barrier)
+  // Set once a thread green did not create parks on or wakes through green primitives: the
+  // deadlock report then cannot be sure nobody will wake a fiber.
+  std::atomic<bool> foreign_{false};
+  // The monitor thread has stopped touching workers (teardown waits for it).
+  std::atomic<bool> monitor_done_{true};
+  class Monitor* monitor_ = nullptr;
 
  private:
   static std::atomic<Runtime*> current_;

@@ -23,7 +23,7 @@ bool Semaphore::acquire_until(std::chrono::steady_clock::time_point t) {
     lock_.unlock();
     return true;
   }
-  detail::Waiter w;
+  detail::Waiter w(detail::WaitKind::kSemaphore, this);
   waiters_.push_back(&w);
   WakeReason r = detail::park(w, t, detail::unlocker(lock_));
   lock_.lock();

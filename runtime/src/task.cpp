@@ -51,7 +51,7 @@ WakeReason Task::wait_done(TimePoint deadline) noexcept {
     join_lock_.unlock();
     return WakeReason::kNotified;
   }
-  Waiter w;
+  Waiter w(WaitKind::kJoin, this);
   joiners_.push_back(&w);
   WakeReason r = park(w, deadline, unlocker(join_lock_));
   join_lock_.lock();

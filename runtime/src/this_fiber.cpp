@@ -26,7 +26,7 @@ void sleep_until(std::chrono::steady_clock::time_point t) {
     return;
   }
   for (;;) {
-    detail::Waiter w;
+    detail::Waiter w(detail::WaitKind::kSleep, nullptr);
     detail::WakeReason r = detail::park(w, t, {});
     if (r == detail::WakeReason::kTimeout) return;
     detail::throw_if_interrupted(r);

@@ -29,7 +29,7 @@ bool WaitGroup::wait_until(std::chrono::steady_clock::time_point t) {
     lock_.unlock();
     return true;
   }
-  detail::Waiter w;
+  detail::Waiter w(detail::WaitKind::kWaitGroup, this);
   waiters_.push_back(&w);
   WakeReason r = detail::park(w, t, detail::unlocker(lock_));
   lock_.lock();
@@ -43,7 +43,7 @@ bool WaitGroup::wait_until(std::chrono::steady_clock::time_point t) {
 void WaitGroup::wait_uninterruptible() noexcept {
   lock_.lock();
   while (count_ != 0) {
-    detail::Waiter w;
+    detail::Waiter w(detail::WaitKind::kWaitGroup, this);
     waiters_.push_back(&w);
     detail::park(w, detail::kNoDeadline, detail::unlocker(lock_), false);
     lock_.lock();

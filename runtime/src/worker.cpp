@@ -159,12 +159,16 @@ void Worker::yield_current() {
   if (poll_due()) {
     next = &sched_;
   } else {
-    if (inbox_.load(std::memory_order_relaxed)) drain_inbox();
-    next = pop_ready();
+    // A yielding fiber lets a new fiber start before it runs other started ones: otherwise
+    // fibers that keep yielding to each other would starve every fiber not started yet.
     while (!next) {
       Task* t = pop_task();
       if (!t) break;
       next = context_for(t);
+    }
+    if (!next) {
+      if (inbox_.load(std::memory_order_relaxed)) drain_inbox();
+      next = pop_ready();
     }
     if (!next) return;  // nobody else to run
   }
@@ -215,9 +219,18 @@ void Worker::post_fd_closed(int fd, std::uint32_t gen) {
   notify();
 }
 
+void Worker::post_call(void (*fn)(Worker*, void*), void* arg) {
+  {
+    std::lock_guard<SpinLock> lk(msg_mu_);
+    calls_.emplace_back(fn, arg);
+  }
+  has_msgs_.store(true, std::memory_order_seq_cst);
+  notify();
+}
+
 void Worker::post_cancel(Task* t) {
   if (tls_current_ == this) {  // on the task's own worker: deliver now
-    if (t->waiter_) wake(t->waiter_, WakeReason::kCancelled);
+    if (t->waiter_ && t->waiter_->interruptible) wake(t->waiter_, WakeReason::kCancelled);
     return;
   }
   t->ref();
@@ -233,17 +246,21 @@ void Worker::drain_messages() {
   if (!has_msgs_.load(std::memory_order_acquire)) return;
   std::vector<std::pair<int, std::uint32_t>> msgs;
   std::vector<Task*> cancels;
+  std::vector<std::pair<void (*)(Worker*, void*), void*>> calls;
   {
     std::lock_guard<SpinLock> lk(msg_mu_);
     has_msgs_.store(false, std::memory_order_relaxed);
     msgs.swap(closed_fds_);
     cancels.swap(cancels_);
+    calls.swap(calls_);
   }
+  for (auto [fn, arg] : calls) fn(this, arg);
   for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
   for (Task* t : cancels) {
     // The task is parked (we are in the scheduler context) or finished.
     // Skip if park() already consumed the cancel (it saw the flag before blocking).
-    if (t->waiter_ && t->cancel_pending_.load(std::memory_order_relaxed))
+    if (t->waiter_ && t->waiter_->interruptible &&
+        t->cancel_pending_.load(std::memory_order_relaxed))
       wake(t->waiter_, WakeReason::kCancelled);
     t->unref();
   }
@@ -277,12 +294,20 @@ void Worker::idle() {
   rt_->nsleeping_.fetch_add(1, std::memory_order_seq_cst);
   bool work = inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst) ||
               !rt_->global_.empty() || !runq_.empty() || ready_head_ || stopping();
-  if (!work) poll(UV_RUN_ONCE);
+  if (!work) {
+    // Nothing but our own uv_async_t can wake this loop: a candidate for the deadlock report
+    // (the monitor thread decides, looking at every worker).
+    stuck_.store(loop_.active_handles <= 1 && loop_.active_reqs.count == 0,
+                 std::memory_order_seq_cst);
+    poll(UV_RUN_ONCE);
+    stuck_.store(false, std::memory_order_relaxed);
+  }
   sleeping_.store(false, std::memory_order_relaxed);
   rt_->nsleeping_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 void Worker::run() {
+  install_overflow_handler_on_this_thread();
   {
     // The scheduler context runs on this thread's own stack.
     pthread_attr_t attr;
@@ -300,7 +325,16 @@ void Worker::run() {
   while (!stopping()) {
     poll(UV_RUN_NOWAIT);
     drain_messages();
-    if (Context* next = next_runnable()) {
+    // The scheduler context gets the CPU at least every kPollInterval dispatches; starting a
+    // new task first here bounds how long wake-up chains among started fibers (ping-pong
+    // over channels) can keep new fibers from starting (Go checks its global queue every 61
+    // ticks for the same reason).
+    Context* next = nullptr;
+    while (Task* t = pop_task()) {
+      if ((next = context_for(t))) break;
+    }
+    if (next) push_ready(next);
+    if ((next = next_runnable())) {
       switch_to(next);
       continue;
     }
@@ -309,7 +343,9 @@ void Worker::run() {
   // Barrier: no worker closes its loop while another may still run a fiber that could
   // uv_async_send to it.
   rt_->exited_.fetch_add(1, std::memory_order_acq_rel);
-  while (rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count()) sched_yield();
+  while (rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count() ||
+         !rt_->monitor_done_.load(std::memory_order_acquire))
+    sched_yield();
   teardown();
   tls_current_ = nullptr;
   tls().worker = -1;

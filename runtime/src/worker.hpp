@@ -87,6 +87,8 @@ class Worker {
     running_ = next;
     next->state_ = Context::State::kRunning;
     tls().task = next->task_;
+    dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    running_task_.store(next->task_, std::memory_order_relaxed);
     void* fake_stack = nullptr;
     sanitizer_before_switch(next->san_, &fake_stack);
     auto from = boost::context::detail::jump_fcontext(next->fctx_, self);
@@ -109,6 +111,17 @@ class Worker {
   bool stopping() const;
 
   std::atomic<bool> sleeping_{false};
+
+  // Diagnostics, written by the owner, read by the monitor thread (relaxed: they are hints).
+  std::atomic<std::uint64_t> dispatches_{0};  // context switches so far
+  std::atomic<Task*> running_task_{nullptr};  // task on the CPU; nullptr: scheduler context
+  std::atomic<bool> stuck_{false};  // asleep with no timer, fd wait or request pending
+  Context* all_contexts_ = nullptr;  // every context of this worker (owner thread only)
+
+  // Appends this worker's part of a fiber dump (runs on this worker's thread).
+  void dump(std::string& out, const Task* requester);
+  // Asks this worker to run `fn` on its own thread, in the scheduler context.
+  void post_call(void (*fn)(Worker*, void*), void* arg);
 
  private:
   static constexpr std::uint32_t kPollInterval = 61;  // dispatches between I/O polls (Go's 61)
@@ -145,6 +158,7 @@ class Worker {
     in_uv_run_ = false;
   }
   void teardown();
+  void install_overflow_handler_on_this_thread();
   void retire(Context* c);
 
   __attribute__((tls_model("initial-exec"))) static thread_local Worker* tls_current_;
@@ -173,6 +187,7 @@ class Worker {
   SpinLock msg_mu_;  // guards closed_fds_, cancels_ (a SpinLock: no libc locks under the shim)
   std::vector<std::pair<int, std::uint32_t>> closed_fds_;
   std::vector<Task*> cancels_;  // each holds a reference
+  std::vector<std::pair<void (*)(Worker*, void*), void*>> calls_;
   std::atomic<bool> has_msgs_{false};
 
   friend class Context;

@@ -153,7 +153,7 @@ class Channel {
       lock_.unlock();
       return ChannelStatus::kFull;
     }
-    detail::Waiter w;
+    detail::Waiter w(detail::WaitKind::kChannelSend, this);
     w.slot = &value;
     sendq_.push_back(&w);
     auto r = detail::park(w, t, detail::unlocker(lock_));
@@ -203,7 +203,7 @@ class Channel {
       lock_.unlock();
       return ChannelStatus::kEmpty;
     }
-    detail::Waiter w;
+    detail::Waiter w(detail::WaitKind::kChannelRecv, this);
     w.slot = &out;
     recvq_.push_back(&w);
     auto r = detail::park(w, t, detail::unlocker(lock_));

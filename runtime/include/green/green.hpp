@@ -3,6 +3,7 @@
 
 #include "green/channel.hpp"
 #include "green/cond_var.hpp"
+#include "green/debug.hpp"
 #include "green/deadline.hpp"
 #include "green/errors.hpp"
 #include "green/event.hpp"

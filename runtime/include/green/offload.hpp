@@ -28,7 +28,7 @@ template <class F>
 auto offload(F&& f) -> std::invoke_result_t<F&> {
   using T = std::invoke_result_t<F&>;
   struct Job {
-    F* f;
+    std::remove_reference_t<F>* f;
     std::conditional_t<std::is_void_v<T>, bool, std::optional<T>> result{};
     std::exception_ptr error;
   } job{&f, {}, nullptr};

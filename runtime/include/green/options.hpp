@@ -7,6 +7,17 @@
 //   workers      GREEN_WORKERS       integer 1..1024                      number of cores
 //   stack_size   GREEN_STACK_SIZE    bytes, suffix K/M/G, 16K..1G         256K (virtual)
 //   stack_guard  GREEN_STACK_GUARD   auto | always | never                auto
+//   dump_signal  GREEN_DUMP_SIGNAL   off | a signal name or number        off
+//                                    (e.g. SIGQUIT, QUIT, 3): dump all fibers to stderr
+//   deadlock     GREEN_DEADLOCK      exit | warn | off                    exit
+//   blocked_ms   GREEN_BLOCKED_MS    0 (off) .. 3600000                   1000
+//
+// deadlock: when every fiber is parked and no timer, fd wait or offload is pending, print
+// the report and a fiber dump and exit with status 2 (`exit`), only print (`warn`), or do
+// nothing (`off`). If a thread green did not create has used green primitives, the
+// runtime cannot know whether it will wake a fiber later, so `exit` degrades to `warn`.
+// blocked_ms: report a worker that has run one fiber for longer than this without
+// switching (a CPU-bound loop or a blocking call green does not intercept).
 //
 // stack_guard: `always` puts a PROT_NONE guard page under every stack and fails spawn with
 // green::StackError when the kernel refuses (vm.max_map_count, ~32k guarded stacks at the
@@ -23,11 +34,15 @@
 namespace green {
 
 enum class StackGuard { kDefault = 0, kAuto, kAlways, kNever };
+enum class DeadlockPolicy { kDefault = 0, kExit, kWarn, kOff };
 
 struct Options {
   std::size_t workers = 0;
   std::size_t stack_size = 0;
   StackGuard stack_guard = StackGuard::kDefault;
+  int dump_signal = -1;  // -1: from the environment; 0: off
+  DeadlockPolicy deadlock = DeadlockPolicy::kDefault;
+  long blocked_ms = -1;  // -1: from the environment; 0: off
 };
 
 // Fills every defaulted field from the environment and the defaults. Throws

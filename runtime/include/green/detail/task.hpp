@@ -66,7 +66,7 @@ class GREEN_API Task {
   Context* context_ = nullptr;  // set when started
   void* shim_data_ = nullptr;   // per-fiber-thread state owned by the shim (pthread emulation)
   std::atomic<std::uint32_t> state_{kQueued};
-  Waiter* waiter_ = nullptr;                 // interruptible wait in progress (home thread)
+  Waiter* waiter_ = nullptr;                 // wait in progress (home thread only)
   std::atomic<void*> home_{nullptr};         // the Worker running it, set at start
   std::atomic<bool> cancel_pending_{false};  // consumed when delivered
   std::atomic<bool> cancel_requested_{false};  // sticky

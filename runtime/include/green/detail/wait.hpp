@@ -49,6 +49,12 @@ enum class WakeReason : std::uint32_t {
 
 class Context;
 
+// What a parked fiber waits on, for green::dump_fibers and the deadlock report.
+enum class WaitKind : std::uint8_t {
+  kOther, kSleep, kJoin, kMutex, kCondVar, kSemaphore, kEvent, kWaitGroup,
+  kChannelSend, kChannelRecv, kIo, kOffload, kResolve,
+};
+
 struct Waiter {
   std::atomic<std::uint32_t> state{0};  // WakeReason; CAS from kWaiting decides the waker
   Context* context = nullptr;           // fiber to resume; nullptr: an OS thread (futex)
@@ -57,6 +63,14 @@ struct Waiter {
   bool linked = false;
   void* slot = nullptr;    // primitive-specific payload (e.g. a channel value)
   Waiter* owner = nullptr;  // set on list nodes of a multi-wait: wake() wakes the owner
+  WaitKind kind = WaitKind::kOther;  // diagnostics only
+  const void* object = nullptr;      // the primitive waited on (diagnostics only)
+  int fd = -1;                       // kIo: first fd; events in `events`
+  unsigned events = 0;
+  bool interruptible = false;        // set by park: may cancel() wake it?
+
+  Waiter() = default;
+  Waiter(WaitKind k, const void* obj) : kind(k), object(obj) {}
   WakeReason reason() const { return WakeReason(state.load(std::memory_order_acquire)); }
 };
 

@@ -1,0 +1,163 @@
+// green::dump_fibers: every worker describes its own fibers on its own thread (no locks on
+// the hot paths, no racy reads of another worker's queues); the caller collects the parts.
+// A worker that does not answer in time is described from its diagnostic atomics.
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <sstream>
+
+#include "green/debug.hpp"
+#include "green/fiber.hpp"
+#include <thread>
+#include "scheduler.hpp"
+#include "worker.hpp"
+
+namespace green::detail {
+
+namespace {
+
+const char* kind_name(WaitKind k) {
+  switch (k) {
+    case WaitKind::kSleep: return "sleep";
+    case WaitKind::kJoin: return "join of fiber";
+    case WaitKind::kMutex: return "green::Mutex";
+    case WaitKind::kCondVar: return "green::CondVar";
+    case WaitKind::kSemaphore: return "green::Semaphore";
+    case WaitKind::kEvent: return "green::Event";
+    case WaitKind::kWaitGroup: return "green::WaitGroup";
+    case WaitKind::kChannelSend: return "channel send";
+    case WaitKind::kChannelRecv: return "channel recv";
+    case WaitKind::kIo: return "fd";
+    case WaitKind::kOffload: return "offload (thread pool)";
+    case WaitKind::kResolve: return "resolve (thread pool)";
+    case WaitKind::kOther: break;
+  }
+  return "wait";
+}
+
+void describe_task(std::ostringstream& o, const Task* t) {
+  o << "fiber " << t->id();
+  if (!t->name_.empty()) o << " \"" << t->name_ << "\"";
+}
+
+struct DumpRequest {
+  explicit DumpRequest(std::size_t n) : parts(n), ready(new std::atomic<bool>[n]) {
+    for (std::size_t i = 0; i < n; ++i) ready[i].store(false);
+  }
+  const Task* requester = nullptr;            // the fiber taking the dump, if any
+  std::vector<std::string> parts;             // parts[i] written by worker i before ready[i]
+  std::unique_ptr<std::atomic<bool>[]> ready;  // release by the worker, acquire by the caller
+};
+
+}  // namespace
+
+void Worker::dump(std::string& out, const Task* requester) {
+  std::ostringstream o;
+  auto now = Clock::now();
+  o << "worker " << index_ << ": " << dispatches_.load(std::memory_order_relaxed)
+    << " dispatches\n";
+  for (Context* c = all_contexts_; c; c = c->all_next_) {
+    Task* t = c->task_;
+    if (!t) continue;  // pooled
+    o << "  ";
+    describe_task(o, t);
+    if (t == requester) {
+      o << ": running (taking this dump)\n";
+      continue;
+    }
+    switch (c->state_) {
+      case Context::State::kRunning: o << ": running"; break;
+      case Context::State::kReady: o << ": runnable"; break;
+      case Context::State::kIdle: o << ": idle"; break;
+      case Context::State::kParked: {
+        o << ": parked on ";
+        Waiter* w = t->waiter_;
+        if (!w) {
+          o << "an uninterruptible wait";
+        } else {
+          o << kind_name(w->kind);
+          if (w->kind == WaitKind::kJoin && w->object) {
+            o << " " << static_cast<const Task*>(w->object)->id();
+          } else if (w->kind == WaitKind::kIo) {
+            o << " " << w->fd << ((w->events & POLLIN) ? " readable" : "")
+              << ((w->events & POLLOUT) ? " writable" : "");
+          } else if (w->object) {
+            o << " " << w->object;
+          }
+        }
+        if (c->timed_waiter_) {
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(c->timer_deadline_ - now);
+          o << ", " << (w && w->kind == WaitKind::kSleep ? "wakes" : "times out") << " in "
+            << ms.count() << " ms";
+        }
+        break;
+      }
+    }
+    o << "\n";
+  }
+  std::uint32_t queued = runq_.size();
+  if (queued) o << "  " << queued << " fiber(s) queued here, not started yet\n";
+  out = o.str();
+}
+
+}  // namespace green::detail
+
+namespace green {
+
+std::string fiber_dump() {
+  using namespace detail;
+  Runtime* rt = Runtime::current();
+  if (!rt || rt->stopping()) return "green: no runtime is running\n";
+  std::size_t n = rt->worker_count();
+  auto req = std::make_shared<DumpRequest>(n);
+  req->requester = tls().task;
+  for (std::size_t i = 0; i < n; ++i) {
+    // Each worker holds a reference, so a late answer after we gave up is harmless.
+    auto* hold = new std::shared_ptr<DumpRequest>(req);
+    rt->worker(i)->post_call(
+        [](Worker* w, void* p) {
+          auto* r = static_cast<std::shared_ptr<DumpRequest>*>(p);
+          auto i = static_cast<std::size_t>(w->index());
+          w->dump((**r).parts[i], (**r).requester);
+          (**r).ready[i].store(true, std::memory_order_release);
+          delete r;
+        },
+        hold);
+  }
+  // Poll rather than block on a green primitive: this also runs on the monitor thread, which
+  // must not count as a foreign user of green primitives (see Runtime::foreign_).
+  auto give_up = Clock::now() + std::chrono::milliseconds(500);
+  for (;;) {
+    bool all = true;
+    for (std::size_t i = 0; i < n; ++i) all = all && req->ready[i].load(std::memory_order_acquire);
+    if (all || Clock::now() >= give_up) break;
+    if (tls().task) {
+      this_fiber::sleep_for(std::chrono::milliseconds(1));
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+  }
+  std::ostringstream o;
+  o << "green: fiber dump (" << n << " workers";
+  std::size_t global = rt->global_.size();
+  if (global) o << ", " << global << " fiber(s) in the global queue";
+  o << ")\n";
+  for (std::size_t i = 0; i < n; ++i) {
+    if (req->ready[i].load(std::memory_order_acquire)) {
+      o << req->parts[i];
+      continue;
+    }
+    Worker* w = rt->worker(i);
+    o << "worker " << i << ": not answering: ";
+    if (w->running_task_.load(std::memory_order_relaxed)) {
+      o << "busy in one fiber (CPU-bound code or a blocking call green does not intercept)\n";
+    } else {
+      o << "busy\n";
+    }
+  }
+  return o.str();
+}
+
+void dump_fibers(std::ostream& out) { out << fiber_dump() << std::flush; }
+
+}  // namespace green

@@ -1,0 +1,178 @@
+// Monitor implementation (design note in monitor.hpp).
+#include "monitor.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "green/debug.hpp"
+#include "green/detail/hooks.hpp"
+#include "scheduler.hpp"
+#include "worker.hpp"
+
+namespace green::detail {
+
+namespace {
+
+constexpr int kTickMs = 100;
+std::atomic<int> g_signal_fd{-1};  // the monitor's pipe, for the dump signal handler
+struct sigaction g_old_action;
+int g_dump_signal = 0;
+
+void on_dump_signal(int) {
+  int fd = g_signal_fd.load(std::memory_order_relaxed);
+  if (fd >= 0) {
+    int saved = errno;
+    char c = 'd';
+    ssize_t r = write(fd, &c, 1);  // async-signal-safe; the monitor does the work
+    (void)r;
+    errno = saved;
+  }
+}
+
+}  // namespace
+
+Monitor::Monitor(Runtime* rt, const Options& opts) : rt_(rt), opts_(opts) {
+  if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+    pipe_[0] = pipe_[1] = -1;
+    return;  // no monitor: diagnostics are best effort
+  }
+  std::size_t n = rt->worker_count();
+  last_dispatches_.assign(n, 0);
+  busy_ms_.assign(n, 0);
+  reported_.assign(n, false);
+  if (opts_.dump_signal > 0) {
+    g_signal_fd.store(pipe_[1]);
+    struct sigaction sa;
+    std::memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_dump_signal;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(opts_.dump_signal, &sa, &g_old_action) == 0) g_dump_signal = opts_.dump_signal;
+  }
+  rt->monitor_done_.store(false);
+  rt->monitor_ = this;
+  thread_ = std::thread([this] {
+    run();
+    rt_->monitor_done_.store(true, std::memory_order_release);  // workers may tear down now
+  });
+}
+
+void Monitor::wake() noexcept {
+  if (pipe_[1] >= 0) {
+    char c = 'w';
+    ssize_t r = write(pipe_[1], &c, 1);
+    (void)r;
+  }
+}
+
+Monitor::~Monitor() {
+  if (g_dump_signal) {
+    sigaction(g_dump_signal, &g_old_action, nullptr);
+    g_dump_signal = 0;
+  }
+  g_signal_fd.store(-1);
+  rt_->monitor_ = nullptr;
+  stop_.store(true);
+  if (pipe_[1] >= 0) {
+    char c = 'q';
+    ssize_t r = write(pipe_[1], &c, 1);
+    (void)r;
+  }
+  if (thread_.joinable()) thread_.join();
+  if (pipe_[0] >= 0) close(pipe_[0]);
+  if (pipe_[1] >= 0) close(pipe_[1]);
+}
+
+void Monitor::run() {
+  auto last = std::chrono::steady_clock::now();
+  while (!stop_.load() && !rt_->stopping()) {
+    pollfd p{pipe_[0], POLLIN, 0};
+    int r = poll(&p, 1, kTickMs);
+    if (stop_.load() || rt_->stopping()) break;
+    if (r > 0) {
+      char buf[64];
+      bool dump = false;
+      ssize_t got;
+      while ((got = read(pipe_[0], buf, sizeof buf)) > 0) {
+        for (ssize_t i = 0; i < got; ++i) dump |= (buf[i] == 'd');
+      }
+      if (dump) {
+        std::string s = green::fiber_dump();
+        std::fputs(s.c_str(), stderr);
+        std::fflush(stderr);
+      }
+    }
+    auto now = std::chrono::steady_clock::now();
+    long elapsed = long(std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count());
+    if (elapsed < kTickMs) continue;
+    last = now;
+    if (opts_.blocked_ms > 0) check_blocked(elapsed);
+    if (opts_.deadlock != DeadlockPolicy::kOff) check_deadlock();
+  }
+}
+
+void Monitor::check_blocked(long elapsed_ms) {
+  for (std::size_t i = 0; i < rt_->worker_count(); ++i) {
+    Worker* w = rt_->worker(i);
+    std::uint64_t d = w->dispatches_.load(std::memory_order_relaxed);
+    Task* t = w->running_task_.load(std::memory_order_relaxed);
+    if (d != last_dispatches_[i] || !t || w->sleeping_.load(std::memory_order_relaxed)) {
+      last_dispatches_[i] = d;
+      busy_ms_[i] = 0;
+      reported_[i] = false;
+      continue;
+    }
+    busy_ms_[i] += elapsed_ms;
+    if (busy_ms_[i] < opts_.blocked_ms || reported_[i]) continue;
+    reported_[i] = true;
+    // The task has been on the CPU for blocked_ms without a switch, so it is alive; its name
+    // is read without synchronisation (a benign race only if it renames itself right now).
+    std::string name = t->name_;
+    std::fprintf(stderr,
+                 "green: worker %zu has run fiber %llu%s%s%s for %ld ms without yielding "
+                 "(CPU-bound code, or a blocking call green does not intercept: use "
+                 "green::offload); fibers started on this worker wait for it\n",
+                 i, static_cast<unsigned long long>(t->id()), name.empty() ? "" : " (\"",
+                 name.c_str(), name.empty() ? "" : "\")", busy_ms_[i]);
+    std::fflush(stderr);
+    rt_->wake_one(w);  // let an idle worker steal this worker's fibers that have not started
+  }
+}
+
+void Monitor::check_deadlock() {
+  if (rt_->stopping()) return;
+  bool all_stuck = rt_->global_.empty();
+  for (std::size_t i = 0; all_stuck && i < rt_->worker_count(); ++i) {
+    Worker* w = rt_->worker(i);
+    all_stuck = w->stuck_.load(std::memory_order_seq_cst) &&
+                w->sleeping_.load(std::memory_order_seq_cst);
+  }
+  if (!all_stuck) {
+    stuck_ticks_ = 0;
+    deadlock_warned_ = false;
+    return;
+  }
+  if (++stuck_ticks_ < 2 || deadlock_warned_) return;
+  bool foreign = rt_->foreign_.load(std::memory_order_relaxed);
+  bool exit_now = opts_.deadlock == DeadlockPolicy::kExit && !foreign;
+  std::string dump = green::fiber_dump();
+  std::fprintf(stderr,
+               "green: deadlock: every fiber is blocked and no timer, fd wait or offload can "
+               "wake one%s\n%s",
+               foreign ? " (threads green did not create have used green primitives and might "
+                         "still wake one; not exiting)"
+                       : "",
+               dump.c_str());
+  std::fflush(stderr);
+  deadlock_warned_ = true;
+  if (exit_now) _exit(2);
+}
+
+}  // namespace green::detail
