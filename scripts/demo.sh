@@ -1,0 +1,467 @@
+#!/usr/bin/env bash
+# demo.sh: green's headline demo. Threads vs processes vs explicit async vs fibers, measured.
+#
+#   scripts/demo.sh [--quick] [--out DIR] [--build-dir DIR] [--no-build] [--duration S]
+#
+# On a fresh Debian 12 machine it installs what is missing (scripts/deps.sh if present, else
+# apt-get), builds everything (CMake, Release, into build/demo), then:
+#   1. echo server, five styles (OS thread per connection, process per connection, raw libuv
+#      callbacks, green fibers, the unmodified threaded binary under greenrun) at 100, 1,000
+#      and 10,000 concurrent connections, driven by green-load (64-byte ping-pong): round
+#      trips/s, p99 latency, OS threads and peak RSS of the server. Server pinned to CPU 0,
+#      load generator to CPU 1 (when there are two CPUs).
+#   2. the fib server scenario: short fib(1) requests while one fib(40) runs, on 1 worker
+#      (cooperative scheduling), 2 workers (M:N) and with green::offload.
+#   3. the HTTP server on fibers vs on OS threads, under wrk.
+# Writes echo.csv, fib.csv, http.csv, echo.png and summary.txt into the out dir (default
+# build/demo-out). --quick: 100 and 1,000 connections, shorter runs. A row that cannot run
+# says why. Only loopback; every process started here is stopped by PID on exit.
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+QUICK=0
+OUT=""
+BUILD="$ROOT/build/demo"
+DO_BUILD=1
+DURATION=""
+while [[ $# -gt 0 ]]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --out) OUT="$2"; shift ;;
+    --out=*) OUT="${1#--out=}" ;;
+    --build-dir) BUILD="$2"; shift ;;
+    --no-build) DO_BUILD=0 ;;
+    --duration) DURATION="$2"; shift ;;
+    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "demo.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+OUT="${OUT:-$ROOT/build/demo-out}"
+BUILD="$(realpath -m "$BUILD")"
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/green-demo.XXXXXX")"
+
+if [[ $QUICK -eq 1 ]]; then
+  CONNS=(100 1000)
+  DURATION="${DURATION:-1}"
+  FIB_N=38
+  WRK_D=1
+  SETUP=5
+else
+  CONNS=(100 1000 10000)
+  DURATION="${DURATION:-2}"
+  FIB_N=40
+  WRK_D=2
+  SETUP=10
+fi
+
+# ---- process bookkeeping: everything we start is stopped by PID ---------------------------
+PIDS=()
+stop_pid() {  # stop_pid PID: TERM, then KILL after 1 s
+  local pid=$1
+  kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null
+  for _ in 1 2 3 4 5 6 7 8 9 10; do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  kill -KILL "$pid" 2>/dev/null
+  wait "$pid" 2>/dev/null
+  return 0
+}
+cleanup() {
+  for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'echo "demo.sh: interrupted" >&2; exit 130' INT TERM
+
+log() { echo "demo: $*" >&2; }
+die() { echo "demo.sh: error: $*" >&2; exit 1; }
+
+# ---- 1. dependencies --------------------------------------------------------------------------
+missing_packages() {
+  local pkgs=()
+  command -v cmake >/dev/null || pkgs+=(cmake)
+  command -v ninja >/dev/null || pkgs+=(ninja-build)
+  command -v g++ >/dev/null || pkgs+=(g++)
+  command -v pkg-config >/dev/null || pkgs+=(pkg-config)
+  pkg-config --exists libuv 2>/dev/null || pkgs+=(libuv1-dev)
+  [[ -f /usr/include/boost/context/fiber.hpp ]] || pkgs+=(libboost-context-dev)
+  command -v wrk >/dev/null || pkgs+=(wrk)
+  command -v gnuplot >/dev/null || pkgs+=(gnuplot-nox)
+  command -v taskset >/dev/null || pkgs+=(util-linux)
+  command -v ps >/dev/null || pkgs+=(procps)
+  echo "${pkgs[@]}"
+}
+if [[ $DO_BUILD -eq 1 ]]; then
+  if [[ -x "$ROOT/scripts/deps.sh" ]]; then
+    log "installing dependencies with scripts/deps.sh"
+    "$ROOT/scripts/deps.sh" || log "scripts/deps.sh failed; checking what is still missing"
+  fi
+  need="$(missing_packages)"
+  if [[ -n "$need" ]]; then
+    log "installing: $need"
+    SUDO=""
+    [[ $(id -u) -eq 0 ]] || SUDO="sudo"
+    if [[ -n "$SUDO" ]] && ! command -v sudo >/dev/null; then
+      die "missing packages ($need) and not root; install them: apt-get install $need"
+    fi
+    $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $need \
+      || die "apt-get install $need failed"
+  fi
+  # The shim links a PIC libuv built from source; fetch it if the shim is part of the tree.
+  if [[ -f "$ROOT/shim/CMakeLists.txt" && -x "$ROOT/scripts/fetch-libuv.sh" &&
+        ! -f "$ROOT/third_party/libuv-src/include/uv.h" ]]; then
+    log "fetching libuv sources for the shim (scripts/fetch-libuv.sh)"
+    if ! "$ROOT/scripts/fetch-libuv.sh" >"$TMP/fetch.log" 2>&1; then
+      log "fetch-libuv.sh failed; the greenrun rows will say so:"
+      tail -3 "$TMP/fetch.log" >&2
+    fi
+  fi
+
+  # ---- 2. build ---------------------------------------------------------------------------------
+  GEN=()
+  command -v ninja >/dev/null && GEN=(-G Ninja)
+  t0=$SECONDS
+  log "building into $BUILD (Release)"
+  # Warnings are not errors here: a demo on a newer compiler must not stop at a new warning
+  # (development builds keep GREEN_WERROR=ON).
+  if ! cmake -S "$ROOT" -B "$BUILD" "${GEN[@]}" -DCMAKE_BUILD_TYPE=Release -DGREEN_WERROR=OFF \
+        -DGREEN_BUILD_EXAMPLES=ON -DGREEN_BUILD_TESTS=OFF -DGREEN_BUILD_BENCH=OFF \
+        >"$TMP/configure.log" 2>&1; then
+    tail -30 "$TMP/configure.log" >&2
+    die "cmake configure failed (log above)"
+  fi
+  if ! cmake --build "$BUILD" -j "$(nproc)" >"$TMP/build.log" 2>&1; then
+    grep -E 'error|FAILED' "$TMP/build.log" | head -30 >&2
+    die "build failed (errors above; full log: cmake --build $BUILD)"
+  fi
+  log "built in $((SECONDS - t0)) s"
+fi
+
+EX="$BUILD/examples"
+for exe in echo_threads echo_fork echo_libuv echo_fibers green-load fib_server fib_client \
+           http_server http_threads; do
+  [[ -x "$EX/$exe" ]] || die "$EX/$exe is missing (build incomplete?)"
+done
+GREENRUN=""
+for cand in "${GREENRUN_PATH:-}" "$BUILD/shim/greenrun" "$BUILD/greenrun" "$BUILD/bin/greenrun"; do
+  if [[ -n "$cand" && -x "$cand" ]]; then GREENRUN="$cand"; break; fi
+done
+
+# ---- limits and CPU placement ----------------------------------------------------------------
+want_fds=$((${CONNS[-1]} * 2 + 1024))
+ulimit -n "$want_fds" 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null
+NOFILE=$(ulimit -n)
+NCPU=$(nproc)
+if [[ $NCPU -ge 2 ]] && command -v taskset >/dev/null; then
+  PIN_SERVER=(taskset -c 0)
+  PIN_LOAD=(taskset -c 1)
+  PLACEMENT="server on CPU 0, green-load on CPU 1"
+else
+  PIN_SERVER=()
+  PIN_LOAD=()
+  PLACEMENT="not pinned ($NCPU CPU)"
+fi
+CPU_MODEL="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+MACHINE="$NCPU x ${CPU_MODEL:-unknown CPU}, $(uname -sr), $(free -g | awk '/Mem:/{print $2}') GiB RAM"
+
+# ---- helpers ------------------------------------------------------------------------------------
+# start_server OUTFILE CMD...: starts CMD --port 0 in the background and waits for its
+# "listening on PORT" line. Sets SRV_PID and SRV_PORT, or SRV_WHY and returns 1.
+start_server() {
+  local out=$1
+  shift
+  SRV_PID="" SRV_PORT="" SRV_WHY=""
+  "$@" --port 0 >"$out" 2>"$out.err" &
+  local pid=$!
+  PIDS+=("$pid")
+  for _ in $(seq 1 100); do
+    if grep -q '^listening on' "$out" 2>/dev/null; then
+      SRV_PID=$pid
+      SRV_PORT=$(awk '/^listening on/{print $3; exit}' "$out")
+      return 0
+    fi
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  local why
+  why="$(tail -1 "$out.err" 2>/dev/null)"
+  stop_pid "$pid"
+  SRV_WHY="server did not start${why:+: $why}"
+  return 1
+}
+
+status_field() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null; }
+
+# sample_tree PID: "THREADS PROCS PSS_KB" summed over the process and its descendants, from
+# one `ps` snapshot and one pass over their smaps_rollup (fast even for 10,000 processes).
+sample_tree() {
+  ps -e -o pid=,ppid=,nlwp= | awk -v root="$1" '
+    { parent[$1] = $2; lwp[$1] = $3 }
+    END {
+      for (p in parent) {
+        q = p
+        for (hops = 0; q != root && (q in parent) && hops < 64; hops++) q = parent[q]
+        if (q == root) print p, lwp[p]
+      }
+    }' >"$TMP/tree"
+  local threads procs pss
+  threads=$(awk '{s += $2} END {print s + 0}' "$TMP/tree")
+  procs=$(wc -l <"$TMP/tree")
+  pss=$(awk '{print "/proc/" $1 "/smaps_rollup"}' "$TMP/tree" |
+        xargs -r cat 2>/dev/null | awk '/^Pss:/ {s += $2} END {print s + 0}')
+  echo "$threads $procs ${pss:-0}"
+}
+
+kv() { grep -o "\b$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
+
+fmt_rate() { awk -v r="$1" 'BEGIN{ if (r >= 1e6) printf "%.2fM", r/1e6; else if (r >= 1e3) printf "%.1fk", r/1e3; else printf "%d", r }'; }
+fmt_us() { awk -v u="$1" 'BEGIN{ if (u >= 1e6) printf "%.2f s", u/1e6; else if (u >= 1e3) printf "%.1f ms", u/1e3; else printf "%.0f us", u }'; }
+fmt_kb() { awk -v k="$1" 'BEGIN{ if (k >= 1048576) printf "%.2f GB", k/1048576; else printf "%.1f MB", k/1024 }'; }
+
+SUMMARY="$OUT/summary.txt"
+: >"$SUMMARY"
+say() { echo "$*" | tee -a "$SUMMARY"; }
+
+# ---- 3. the echo matrix ---------------------------------------------------------------------------
+STYLES=(threads fork libuv fibers greenrun)
+declare -A LABEL=(
+  [threads]="OS thread per connection"
+  [fork]="process per connection"
+  [libuv]="libuv callbacks (async)"
+  [fibers]="green fibers"
+  [greenrun]="threads under greenrun"
+)
+ECHO_CSV="$OUT/echo.csv"
+echo "style,connections,rtt_per_sec,p50_us,p99_us,os_threads,processes,peak_rss_kb,errors,note" \
+  >"$ECHO_CSV"
+
+run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
+  local style=$1 conns=$2 cmd=() note="" line
+  case $style in
+    threads) cmd=("$EX/echo_threads") ;;
+    fork) cmd=("$EX/echo_fork") ;;
+    libuv) cmd=("$EX/echo_libuv") ;;
+    fibers) cmd=("$EX/echo_fibers" --workers 1) ;;
+    greenrun)
+      if [[ -z "$GREENRUN" ]]; then
+        note="greenrun not built (no shim/ in this build)"
+      else
+        cmd=(env GREEN_WORKERS=1 "$GREENRUN" "$EX/echo_threads")
+      fi
+      ;;
+  esac
+  local rate="" p50="" p99="" threads="" procs="" rss="" errors=""
+  if [[ -z "$note" ]]; then
+    local pid port
+    if ! start_server "$TMP/srv.out" "${PIN_SERVER[@]}" "${cmd[@]}"; then
+      note="$SRV_WHY"
+    else
+      pid=$SRV_PID port=$SRV_PORT
+      "${PIN_LOAD[@]}" "$EX/green-load" --port "$port" --connections "$conns" \
+        --duration "$DURATION" --workers 1 --grace 2 --setup-timeout "$SETUP" >"$TMP/load.out" 2>&1 &
+      local lpid=$!
+      PIDS+=("$lpid")
+      # Sample the server in the middle of the measured window.
+      local sampled="" waited=0
+      while kill -0 "$lpid" 2>/dev/null; do
+        if grep -q 'measuring' "$TMP/load.out"; then
+          sleep "$(awk -v d="$DURATION" 'BEGIN{print d/2}')"
+          sampled=$(sample_tree "$pid")
+          break
+        fi
+        sleep 0.05
+        waited=$((waited + 1))
+        [[ $waited -lt 1200 ]] || break  # 60 s to connect: give up
+      done
+      wait "$lpid" 2>/dev/null
+      local died=""
+      kill -0 "$pid" 2>/dev/null || died="server exited during the run: $(tail -1 "$TMP/srv.out.err")"
+      local hwm
+      hwm=$(status_field "$pid" VmHWM)
+      [[ -n "$hwm" ]] || hwm=$(status_field "$(pgrep -P "$pid" | head -1)" VmHWM)
+      stop_pid "$pid"
+      line=$(grep '^rtt_per_sec=' "$TMP/load.out" | tail -1)
+      if [[ -z "$line" ]]; then
+        note="green-load failed: $(tail -1 "$TMP/load.out")"
+      else
+        rate=$(kv rtt_per_sec "$line")
+        p50=$(kv p50_us "$line")
+        p99=$(kv p99_us "$line")
+        errors=$(kv errors "$line")
+        local connected
+        connected=$(kv connected "$line")
+        read -r threads procs pss <<<"${sampled:-0 0 0}"
+        rss=${hwm:-0}
+        # Many processes: VmHWM of one says little; use the summed PSS of the whole tree.
+        if [[ ${procs:-0} -gt 1 && ${pss:-0} -gt $rss ]]; then rss=$pss; fi
+        if [[ "$connected" != "$conns" ]]; then
+          note="only $connected of $conns connected and served within ${SETUP} s"
+        fi
+        if [[ "${errors:-0}" != 0 ]]; then
+          local first
+          first=$(grep -o 'first: [^)]*' "$TMP/load.out" | head -1)
+          note="${note:+$note; }$errors errors (${first#first: })"
+        fi
+        local srv_err
+        srv_err=$(grep -m1 -E 'pthread_create|fork|accept' "$TMP/srv.out.err" 2>/dev/null)
+        [[ -n "$srv_err" ]] && note="${note:+$note; }server: $srv_err"
+        [[ -n "$died" ]] && note="${note:+$note; }$died"
+        if [[ "${rate%.*}" == 0 ]]; then rate=""; fi
+      fi
+    fi
+  fi
+  echo "$style,$conns,${rate},${p50},${p99},${threads},${procs},${rss},${errors},\"${note//\"/\'}\"" \
+    >>"$ECHO_CSV"
+  if [[ -n "$rate" ]]; then
+    say "$(printf '%7s  %-26s %9s %10s %11s %10s  %s' "$conns" "${LABEL[$style]}" \
+      "$(fmt_rate "$rate")" "$(fmt_us "$p99")" "$threads" "$(fmt_kb "$rss")" "$note")"
+  else
+    say "$(printf '%7s  %-26s %9s %10s %11s %10s  %s' "$conns" "${LABEL[$style]}" "-" "-" "-" "-" \
+      "cannot run: ${note:-no result}")"
+  fi
+}
+
+T_MEASURE=$SECONDS
+say "green demo: $MACHINE"
+say ""
+say "Echo server, 64-byte ping-pong, ${DURATION} s per run, $PLACEMENT, open files $NOFILE"
+say "(OS threads: all threads of the server's processes; peak RSS: VmHWM, or summed PSS for"
+say " the process-per-connection server)"
+say "$(printf '%7s  %-26s %9s %10s %11s %10s  %s' conns style "rtt/s" "p99" "OS threads" "peak RSS" note)"
+for c in "${CONNS[@]}"; do
+  for s in "${STYLES[@]}"; do run_echo "$s" "$c"; done
+  say ""
+done
+
+# ---- the chart --------------------------------------------------------------------------------------
+if command -v gnuplot >/dev/null; then
+  dat="$TMP/echo.dat"
+  LEGEND="thread/conn process/conn libuv fibers greenrun"  # one word each, in STYLES order
+  {
+    echo "conns $LEGEND"
+    for c in "${CONNS[@]}"; do
+      row="$c"
+      for s in "${STYLES[@]}"; do
+        v=$(awk -F, -v s="$s" -v c="$c" '$1==s && $2==c {print ($3==""?"-":$3)}' "$ECHO_CSV")
+        row="$row ${v:--}"
+      done
+      echo "$row"
+    done
+    echo
+    echo
+    echo "conns $LEGEND"
+    for c in "${CONNS[@]}"; do
+      row="$c"
+      for s in "${STYLES[@]}"; do
+        v=$(awk -F, -v s="$s" -v c="$c" '$1==s && $2==c {print ($5==""?"-":$5/1000)}' "$ECHO_CSV")
+        row="$row ${v:--}"
+      done
+      echo "$row"
+    done
+  } >"$dat"
+  term="pngcairo size 1400,560 font 'sans,10'"
+  gnuplot -e "set terminal pngcairo" >/dev/null 2>&1 || term="png size 1400,560"
+  gnuplot >"$TMP/gnuplot.log" 2>&1 <<EOF
+set terminal $term
+set output "$OUT/echo.png"
+set datafile missing "-"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set key top right
+set grid ytics
+set multiplot layout 1,2 title "green demo: echo server, 64-byte ping-pong ($MACHINE)"
+set title "round trips per second (higher is better)"
+set xlabel "concurrent connections"
+set format y "%.0s%c"
+set yrange [0:*]
+plot for [i=2:6] "$dat" index 0 using i:xtic(1) title columnheader(i)
+set title "p99 latency, ms (lower is better, log scale)"
+set logscale y
+set format y "%g"
+set yrange [*:*]
+plot for [i=2:6] "$dat" index 1 using i:xtic(1) title columnheader(i)
+unset multiplot
+EOF
+  [[ -s "$OUT/echo.png" ]] || log "gnuplot failed: $(tail -2 "$TMP/gnuplot.log")"
+fi
+
+# ---- 4. the fib scenario ------------------------------------------------------------------------------
+FIB_CSV="$OUT/fib.csv"
+echo "mode,workers,short_rate_before,short_rate_during,p50_us,p99_us,max_us,long_ms,note" >"$FIB_CSV"
+say "Fib server: 4 connections send fib(1) back to back while one fib($FIB_N) runs"
+say "(server and client not pinned; short requests measured while fib($FIB_N) ran)"
+say "$(printf '%-34s %10s %10s %10s %10s %10s %10s' server "req/s before" "req/s during" p50 p99 max "fib($FIB_N)")"
+run_fib() {  # run_fib LABEL MODE WORKERS
+  local label=$1 mode=$2 workers=$3 pid port line note=""
+  if ! start_server "$TMP/fib.out" "$EX/fib_server" --mode "$mode" --workers "$workers"; then
+    note="$SRV_WHY"
+  else
+    pid=$SRV_PID port=$SRV_PORT
+    timeout 60 "$EX/fib_client" --port "$port" --clients 4 --long "$FIB_N" --warmup 0.5 \
+      >"$TMP/fibc.out" 2>&1
+    stop_pid "$pid"
+    line=$(grep '^short_rate=' "$TMP/fibc.out" | tail -1)
+    [[ -n "$line" ]] || note="fib_client failed: $(tail -1 "$TMP/fibc.out")"
+  fi
+  if [[ -z "$note" ]]; then
+    local rd rb p50 p99 mx lm
+    rd=$(kv short_rate "$line"); rb=$(kv baseline_rate "$line"); p50=$(kv short_p50_us "$line")
+    p99=$(kv short_p99_us "$line"); mx=$(kv short_max_us "$line"); lm=$(kv long_ms "$line")
+    echo "$mode,$workers,$rb,$rd,$p50,$p99,$mx,$lm," >>"$FIB_CSV"
+    say "$(printf '%-34s %10s %10s %10s %10s %10s %10s' "$label" "$(fmt_rate "$rb")" \
+      "$(fmt_rate "$rd")" "$(fmt_us "$p50")" "$(fmt_us "$p99")" "$(fmt_us "$mx")" \
+      "$(fmt_us "$(awk -v m="$lm" 'BEGIN{print m*1000}')")")"
+  else
+    echo "$mode,$workers,,,,,,,\"$note\"" >>"$FIB_CSV"
+    say "$(printf '%-34s cannot run: %s' "$label" "$note")"
+  fi
+}
+run_fib "1 worker, inline (cooperative)" inline 1
+run_fib "2 workers, inline (M:N)" inline 2
+run_fib "1 worker, green::offload" offload 1
+say ""
+
+# ---- 5. HTTP under wrk ----------------------------------------------------------------------------------
+HTTP_CSV="$OUT/http.csv"
+echo "server,connections,requests_per_sec,p99,os_threads,note" >"$HTTP_CSV"
+say "HTTP/1.1 keep-alive GET /hello under wrk (1 thread, 100 connections, ${WRK_D} s, $PLACEMENT)"
+say "$(printf '%-28s %12s %10s %11s' server "requests/s" p99 "OS threads")"
+run_http() {  # run_http LABEL CMD...
+  local label=$1 pid port note="" rps="" p99="" thr=""
+  shift
+  if ! command -v wrk >/dev/null; then
+    note="wrk not installed"
+  elif ! start_server "$TMP/http.out" "${PIN_SERVER[@]}" "$@" --root "$ROOT/examples/www"; then
+    note="$SRV_WHY"
+  else
+    pid=$SRV_PID port=$SRV_PORT
+    "${PIN_LOAD[@]}" wrk -t1 -c100 -d"${WRK_D}s" --latency "http://127.0.0.1:$port/hello" \
+      >"$TMP/wrk.out" 2>&1 &
+    local wpid=$!
+    PIDS+=("$wpid")
+    sleep "$(awk -v d="$WRK_D" 'BEGIN{print d/2}')"
+    thr=$(sample_tree "$pid" | cut -d' ' -f1)
+    wait "$wpid" 2>/dev/null
+    stop_pid "$pid"
+    rps=$(awk '/^Requests\/sec:/{print $2}' "$TMP/wrk.out")
+    p99=$(awk '$1=="99%"{print $2}' "$TMP/wrk.out")
+    [[ -n "$rps" ]] || note="wrk failed: $(tail -1 "$TMP/wrk.out")"
+  fi
+  echo "$label,100,$rps,$p99,$thr,\"$note\"" >>"$HTTP_CSV"
+  if [[ -n "$rps" ]]; then
+    say "$(printf '%-28s %12s %10s %11s' "$label" "$(fmt_rate "$rps")" "$p99" "$thr")"
+  else
+    say "$(printf '%-28s cannot run: %s' "$label" "$note")"
+  fi
+}
+run_http "http_server (fibers)" "$EX/http_server" --workers 1
+run_http "http_threads (OS threads)" "$EX/http_threads"
+say ""
+say "measured in $((SECONDS - T_MEASURE)) s; CSV, chart and this summary in $OUT"
+ls "$OUT" >&2
