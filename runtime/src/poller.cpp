@@ -83,6 +83,7 @@ void Poller::arm(Entry* e, int events) {
 
 void Poller::on_event(uv_poll_t* h, int status, int events) {
   auto* e = static_cast<Entry*>(h->data);
+  const int before = e->armed;
   if (status < 0) {
     // libuv reports EPOLLERR as UV_EBADF and has already stopped the handle. Wake everybody:
     // their retried syscall reports the real error.
@@ -90,10 +91,16 @@ void Poller::on_event(uv_poll_t* h, int status, int events) {
     events = UV_READABLE | UV_WRITABLE;
   }
   if (events & (UV_READABLE | UV_DISCONNECT)) {
-    if (e->readers.empty()) {
-      e->armed &= ~UV_READABLE;
-    } else {
+    if (!e->readers.empty()) {
       while (Waiter* w = e->readers.pop_front()) wake(w, WakeReason::kNotified);
+      // The woken fibers have not read yet; with level-triggered epoll the next polls (every
+      // kPollInterval dispatches) report the fd again. Keep the interest for a while instead
+      // of paying epoll_ctl twice (disarm now, re-arm when the fiber waits again).
+      e->read_grace = kReadGrace;
+    } else if (e->read_grace > 0) {
+      --e->read_grace;
+    } else {
+      e->armed &= ~UV_READABLE;  // nobody has been waiting for a while: stop polling it
     }
   }
   if (events & UV_WRITABLE) {
@@ -106,8 +113,10 @@ void Poller::on_event(uv_poll_t* h, int status, int events) {
   }
   if (e->armed == 0) {
     uv_poll_stop(h);
-  } else if (status >= 0) {
-    uv_poll_start(h, e->armed, &Poller::on_event);  // no syscall unless interest changed
+  } else if (status >= 0 && e->armed != before) {
+    // Only when the interest changed: uv_poll_start always begins with uv__poll_stop, i.e.
+    // epoll_ctl(DEL) now and epoll_ctl(ADD) on the next poll, even for the same events.
+    uv_poll_start(h, e->armed, &Poller::on_event);
   }
 }
 

@@ -7,9 +7,10 @@
 // per loop, which the per-worker table guarantees.
 //
 // Registration is kept while the fd is open (no epoll_ctl per wait). Interest is dropped
-// lazily: when an event arrives for a direction nobody waits on, that direction is
-// disarmed, which is rare in request/response traffic because the fiber waits again before
-// the peer can answer.
+// lazily: after a wake, readable events with nobody waiting are tolerated kReadGrace times
+// (the woken fiber has not read yet, and epoll is level-triggered), then the direction is
+// disarmed. uv_poll_start is called only when the interest really changes, because libuv
+// turns every call into epoll_ctl(DEL) + epoll_ctl(ADD).
 //
 // Close: io::close bumps the fd's generation in the process-wide FdTable, tears down the
 // local entry at once, and posts (fd, gen) to every other worker whose bit is set in the
@@ -49,6 +50,10 @@ class FdTable {
 
 class Poller {
  public:
+  // Readable events with no reader waiting that are tolerated after a wake before the
+  // interest is dropped (see on_event): long enough for the woken fiber to come back.
+  static constexpr int kReadGrace = 64;
+
   explicit Poller(Worker* w) : worker_(w) {}
   ~Poller();
 
@@ -66,6 +71,7 @@ class Poller {
     int fd;
     std::uint32_t gen;
     int armed = 0;  // UV_READABLE | UV_WRITABLE currently requested from libuv
+    int read_grace = 0;  // readable events without a reader tolerated before disarming
     WaitList readers;
     WaitList writers;
   };

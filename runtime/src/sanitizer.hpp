@@ -13,6 +13,7 @@
 
 #if defined(__SANITIZE_ADDRESS__)
 #define GREEN_ASAN 1
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 #if defined(__SANITIZE_THREAD__)
@@ -58,6 +59,17 @@ inline void sanitizer_unregister_stack(SanitizerState& s) {
   if (s.valgrind_id) VALGRIND_STACK_DEREGISTER(s.valgrind_id);
 #endif
   (void)s;
+}
+
+// Called before stack memory is unmapped or handed to a new fiber: frames of fibers that
+// never returned (abandoned, or suspended in a pool) leave ASan redzones marked in the
+// shadow, which a later mapping at the same address would inherit.
+inline void sanitizer_forget_stack(void* lo, std::size_t len) {
+#if GREEN_ASAN
+  __asan_unpoison_memory_region(lo, len);
+#endif
+  (void)lo;
+  (void)len;
 }
 
 // Called right before jumping to `to`. `fake_stack` must live in the caller's frame.

@@ -2,6 +2,7 @@
 #include "scheduler.hpp"
 
 #include <cstdlib>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -135,9 +136,18 @@ Task* Runtime::steal(Worker* thief) noexcept {
 }
 
 void run_main(Task* main, const Options& requested) {
-  Options opts = resolve_options(requested);
-  Runtime rt(opts);
-  rt.run(main);
+  std::optional<Runtime> rt;
+  try {
+    Options opts = resolve_options(requested);
+    if (Runtime::current()) {
+      throw std::logic_error("green::run: a runtime is already running in this process");
+    }
+    rt.emplace(opts);
+  } catch (...) {
+    main->unref();  // main never reached a run queue: drop the runtime's reference
+    throw;
+  }
+  rt->run(main);  // takes over the reference
 }
 
 void submit(Task* t) {

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "green/errors.hpp"
+#include "sanitizer.hpp"
 
 namespace green::detail {
 
@@ -57,7 +58,10 @@ StackPool::StackPool(std::size_t default_size, StackGuard guard)
     : default_size_(default_size), guard_policy_(guard) {}
 
 StackPool::~StackPool() {
-  for (auto& [p, n] : chunks_) munmap(p, n);
+  for (auto& [p, n] : chunks_) {
+    sanitizer_forget_stack(p, n);
+    munmap(p, n);
+  }
   g_guards_used.fetch_sub(budget_taken_, std::memory_order_relaxed);  // VMAs are gone
 }
 
@@ -152,9 +156,11 @@ void StackPool::release(Stack s) noexcept {
     // Stacks come back here only when their Context is retired (the context pool is full):
     // give the memory back, keep the address range and guard for the next carve.
     std::size_t g = s.guarded ? page_size() : 0;
+    sanitizer_forget_stack(s.base + g, s.size - g);
     madvise(s.base + g, s.size - g, MADV_DONTNEED);
     free_.push_back(s);
   } else {
+    sanitizer_forget_stack(s.base, s.size);
     munmap(s.base, s.size);
   }
 }

@@ -43,7 +43,9 @@ class GREEN_API Mutex {
   }
   void unlock() {
     std::uint32_t expected = kLocked;
-    if (state_.compare_exchange_strong(expected, 0, std::memory_order_release,
+    // acq_rel, not release: a woken owner that destroys the mutex right after this unlock must
+    // be ordered after the previous unlocker's final store (TSan flags it otherwise).
+    if (state_.compare_exchange_strong(expected, 0, std::memory_order_acq_rel,
                                        std::memory_order_relaxed))
       return;
     unlock_slow();

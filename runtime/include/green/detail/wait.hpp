@@ -33,9 +33,12 @@ template <class Rep, class Period>
 TimePoint deadline_after(std::chrono::duration<Rep, Period> d) {
   auto now = Clock::now();
   if (d <= d.zero()) return now;
-  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(d);
-  if (ns.count() < 0 || ns > kNoDeadline - now) return kNoDeadline;  // overflowed: forever
-  return now + ns;
+  // Compare in floating point before converting: duration_cast of e.g. hours::max() to
+  // nanoseconds overflows (undefined behaviour).
+  if (std::chrono::duration<double, std::nano>(d).count() >=
+      static_cast<double>((kNoDeadline - now).count()))
+    return kNoDeadline;  // forever
+  return now + std::chrono::duration_cast<std::chrono::nanoseconds>(d);
 }
 
 enum class WakeReason : std::uint32_t {
