@@ -381,7 +381,7 @@ TEST_F(DebugDeathTest, SignalNumberAndShortNameAccepted) {
             two_workers());
         err.finish(seen ? 0 : 1);
       },
-      ::testing::ExitedWithCode(0), HasSubstr("fiber 1 \"main\": parked on sleep"));
+      ::testing::ExitedWithCode(0), HasSubstr("fiber 1 \"main\": "));
 }
 
 // ---------------------------------------------------------------------------------------------
