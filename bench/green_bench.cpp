@@ -1,0 +1,83 @@
+// green_bench: Google Benchmark micro-benchmarks of green's hot paths, with raw Boost.Context,
+// Boost.Fiber and OS threads as references in the same binary (same compiler flags, same
+// run, so ratios are meaningful on a noisy machine).
+//
+// The workloads live in workloads.hpp (shared with green_bench_count, the callgrind
+// driver). Each green benchmark starts the runtime once per benchmark-function call and
+// loops inside the main fiber; Google Benchmark's clock covers only the loop. All benchmarks
+// print both wall time and the calling thread's CPU time. Single-threaded benchmarks (raw
+// Boost.Context, Boost.Fiber, green with one worker: worker 0 is the calling thread) derive
+// iteration counts and `per_op` from CPU time, which other processes on a loaded shared
+// machine cannot inflate; multi-threaded ones (OS threads, 2 workers: the timed fiber may
+// run on either worker thread) use wall time (UseRealTime).
+//
+// Counters: `per_op` is wall time per operation (one yield, one round trip, one mutex
+// acquisition, ...), shown with an SI suffix (e.g. 12.3n = 12.3 ns). The sleep benchmark
+// also reports `cpu_per_sleep` (worker CPU ns per completed 1 ms sleep).
+//
+// Naming: ref_* are references, green_* are green; /1w and /2w give the worker count.
+#include <benchmark/benchmark.h>
+
+#include "workloads.hpp"
+
+namespace {
+
+using benchmark::Counter;
+
+void per_op(benchmark::State& s, double ops_per_iter) {
+  s.counters["per_op"] =
+      Counter(ops_per_iter, Counter::kIsIterationInvariantRate | Counter::kInvert);
+}
+
+template <int (*W)(benchmark::State&)>
+void simple(benchmark::State& s) {
+  per_op(s, W(s));
+}
+
+// --- references ---------------------------------------------------------------------------
+BENCHMARK(simple<bench::ref_fcontext_roundtrip>)->Name("ref_fcontext_roundtrip");
+BENCHMARK(simple<bench::ref_ctx_fiber_roundtrip>)->Name("ref_ctx_fiber_roundtrip");
+BENCHMARK(simple<bench::ref_ctx_fiber_spawn_pooled>)->Name("ref_ctx_fiber_spawn_pooled");
+BENCHMARK(simple<bench::ref_bfiber_yield>)->Name("ref_bfiber_yield");
+BENCHMARK(simple<bench::ref_bfiber_spawn_join>)->Name("ref_bfiber_spawn_join");
+BENCHMARK(simple<bench::ref_bfiber_channel_rt>)->Name("ref_bfiber_channel_rt");
+BENCHMARK(simple<bench::ref_thread_create_join>)->Name("ref_thread_create_join")->UseRealTime();
+
+// --- green ----------------------------------------------------------------------------------
+BENCHMARK(simple<bench::green_yield>)->Name("green_yield/1w");
+BENCHMARK(simple<bench::green_spawn_join>)->Name("green_spawn_join/1w");
+
+void green_channel_rt(benchmark::State& s, std::size_t nworkers) {
+  per_op(s, bench::green_channel_rt(s, nworkers));
+}
+BENCHMARK_CAPTURE(green_channel_rt, 1w, 1)->Name("green_channel_rt/1w");
+BENCHMARK_CAPTURE(green_channel_rt, 2w, 2)->Name("green_channel_rt/2w")->UseRealTime();
+
+BENCHMARK(simple<bench::green_event_pingpong_2w>)->Name("green_event_wake_rt/2w")->UseRealTime();
+
+void green_mutex(benchmark::State& s) {
+  long total = 0;
+  bench::green_mutex_contended(s, static_cast<int>(s.range(0)), &total);
+  s.counters["per_op"] = Counter(static_cast<double>(total), Counter::kIsRate | Counter::kInvert);
+  s.counters["acq_per_iter"] =
+      static_cast<double>(total) /
+      static_cast<double>(std::max<benchmark::IterationCount>(1, s.iterations()));
+}
+BENCHMARK(green_mutex)->Name("green_mutex_contended/2w")->Arg(8)->ArgName("fibers")->UseRealTime();
+
+BENCHMARK(simple<bench::green_sleep0>)->Name("green_sleep0/1w");
+
+void green_sleep1ms(benchmark::State& s) {
+  long sleeps = 0, cpu = 0;
+  bench::green_sleep1ms(s, static_cast<int>(s.range(0)), &sleeps, &cpu);
+  s.counters["per_op"] = Counter(static_cast<double>(sleeps), Counter::kIsRate | Counter::kInvert);
+  s.counters["cpu_per_sleep"] =
+      static_cast<double>(cpu) / static_cast<double>(std::max<long>(1, sleeps)) * 1e-9;
+}
+BENCHMARK(green_sleep1ms)->Name("green_sleep1ms/1w")->Arg(1000)->ArgName("sleepers")->UseRealTime();
+
+BENCHMARK(simple<bench::green_io_pingpong>)->Name("green_io_socketpair_rt/1w");
+
+}  // namespace
+
+BENCHMARK_MAIN();
