@@ -1,7 +1,8 @@
 // greenrun: runs an unmodified program with libgreen_preload.so, so its main() and every
 // thread it creates run as green fibers.
 //
-//   greenrun [--workers N] [--stack-size SIZE] [--threads fibers|os] [--stats] -- PROGRAM ARGS...
+//   greenrun [--workers N] [--stack-size SIZE] [--threads fibers|os] [--stats]
+//            [--dump-on SIGNAL] [--deadlock exit|warn|off] [--blocked-ms N] -- PROGRAM ARGS...
 //
 // It validates the flags (a bad flag or value: one line on stderr, exit status 2), exports the
 // GREEN_* settings, prepends the preload library to LD_PRELOAD (keeping existing entries), and
@@ -45,6 +46,13 @@ const char* kHelp =
     "                                        os: pthread_create makes real OS threads; only\n"
     "                                        main() runs on a fiber\n"
     "  --stats             GREEN_STATS=1     print a one-line summary on stderr at exit\n"
+    "  --dump-on SIGNAL    GREEN_DUMP_SIGNAL dump every fiber (id, name, state, what it waits\n"
+    "                                        on) to stderr on SIGNAL, e.g. SIGQUIT (default off)\n"
+    "  --deadlock MODE     GREEN_DEADLOCK    exit|warn|off: when every fiber is blocked and\n"
+    "                                        nothing can wake one, print a report and a dump\n"
+    "                                        and exit with status 2 (default exit)\n"
+    "  --blocked-ms N      GREEN_BLOCKED_MS  report a worker stuck in one fiber for N ms\n"
+    "                                        (0 = off; default 1000)\n"
     "  -h, --help          show this help\n"
     "\n"
     "Other settings read from the environment:\n"
@@ -144,7 +152,8 @@ int main(int argc, char** argv) {
       value = a.substr(eq + 1);
       has_value = true;
     }
-    if (name == "--workers" || name == "--stack-size" || name == "--threads") {
+    if (name == "--workers" || name == "--stack-size" || name == "--threads" ||
+        name == "--dump-on" || name == "--deadlock" || name == "--blocked-ms") {
       if (!has_value) {
         if (i + 1 >= argc) usage_error("option " + name + " needs a value");
         value = argv[++i];
@@ -158,10 +167,22 @@ int main(int argc, char** argv) {
           usage_error("invalid --stack-size '" + value +
                       "': expected bytes with optional K/M/G suffix, 16K..1G");
         env.emplace_back("GREEN_STACK_SIZE", value);
-      } else {
+      } else if (name == "--threads") {
         if (value != "fibers" && value != "os")
           usage_error("invalid --threads '" + value + "': expected fibers or os");
         env.emplace_back("GREEN_THREADS", value);
+      } else if (name == "--deadlock") {
+        if (value != "exit" && value != "warn" && value != "off")
+          usage_error("invalid --deadlock '" + value + "': expected exit, warn or off");
+        env.emplace_back("GREEN_DEADLOCK", value);
+      } else if (name == "--blocked-ms") {
+        if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos ||
+            value.size() > 7 || std::stol(value) > 3600000)
+          usage_error("invalid --blocked-ms '" + value + "': expected 0 (off) to 3600000");
+        env.emplace_back("GREEN_BLOCKED_MS", value);
+      } else {  // --dump-on: the preload library validates the name and exits 2 if bad
+        if (value.empty()) usage_error("--dump-on needs a signal, e.g. SIGQUIT");
+        env.emplace_back("GREEN_DUMP_SIGNAL", value);
       }
       continue;
     }
