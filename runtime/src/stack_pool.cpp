@@ -38,12 +38,15 @@ long guard_budget() {
   return budget;
 }
 
-std::string map_limit_hint() {
-  return "vm.max_map_count=" + std::to_string(max_map_count()) +
-         " allows about " + std::to_string(max_map_count() / 2) +
-         " guarded stacks; raise it (sysctl -w vm.max_map_count=2097152) or set "
-         "GREEN_STACK_GUARD=auto (guards while the limit allows) or never";
+// `alternative`: what else the user can do under the current policy.
+std::string map_limit_hint(const char* alternative) {
+  return "vm.max_map_count=" + std::to_string(max_map_count()) + " allows about " +
+         std::to_string(max_map_count() / 2) +
+         " guarded stacks; raise it (sysctl -w vm.max_map_count=2097152) or " + alternative;
 }
+
+constexpr const char* kUseAuto = "set GREEN_STACK_GUARD=auto (guards while the limit allows)";
+constexpr const char* kSilence = "set GREEN_STACK_GUARD=never to silence this";
 
 }  // namespace
 
@@ -75,7 +78,7 @@ void StackPool::new_chunk() {
     throw StackError(std::string("green: cannot allocate fiber stacks: mmap(") +
                      std::to_string(bytes) + " bytes) failed: " + std::strerror(e) +
                      (e == ENOMEM ? " (address space or vm.max_map_count exhausted; " +
-                                        map_limit_hint() + ")"
+                                        map_limit_hint(kUseAuto) + ")"
                                   : ""));
   }
   chunks_.emplace_back(static_cast<char*>(p), bytes);
@@ -92,7 +95,7 @@ bool StackPool::guard(Stack& s, bool required) {
   if (required) {
     throw StackError(std::string("green: cannot add a guard page to a fiber stack: mprotect "
                                  "failed: ") +
-                     std::strerror(e) + (e == ENOMEM ? "; " + map_limit_hint() : ""));
+                     std::strerror(e) + (e == ENOMEM ? "; " + map_limit_hint(kUseAuto) : ""));
   }
   return false;
 }
@@ -127,7 +130,7 @@ Stack StackPool::allocate(std::size_t size) {
         if (!g_warned.exchange(true)) {
           std::fprintf(stderr,
                        "green: warning: fiber stacks from now on have no guard page (%s)\n",
-                       map_limit_hint().c_str());
+                       map_limit_hint(kSilence).c_str());
         }
       }
     }
