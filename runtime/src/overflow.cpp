@@ -38,7 +38,7 @@ void put_num(char*& p, unsigned long long v) {
   while (n) *p++ = tmp[--n];
 }
 
-void chain(int sig, siginfo_t* info, void* uctx) {
+[[maybe_unused]] void chain(int sig, siginfo_t* info, void* uctx) {
   struct sigaction* prev = sig == SIGBUS ? &g_prev_bus : &g_prev_segv;
   if (prev->sa_flags & SA_SIGINFO) {
     if (prev->sa_sigaction) {
@@ -53,7 +53,7 @@ void chain(int sig, siginfo_t* info, void* uctx) {
   signal(sig, SIG_DFL);
 }
 
-void on_fault(int sig, siginfo_t* info, void* uctx) {
+[[maybe_unused]] void on_fault(int sig, siginfo_t* info, void* uctx) {
   Worker* w = Worker::current();
   Context* c = w ? w->running() : nullptr;
   if (c && !c->is_scheduler_ && c->stack_.guarded && info) {
