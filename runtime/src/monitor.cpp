@@ -122,7 +122,7 @@ void Monitor::check_blocked(long elapsed_ms) {
   for (std::size_t i = 0; i < rt_->worker_count(); ++i) {
     Worker* w = rt_->worker(i);
     std::uint64_t d = w->dispatches_.load(std::memory_order_relaxed);
-    Task* t = w->running_task_.load(std::memory_order_relaxed);
+    Task* t = w->running_task_.load(std::memory_order_acquire);  // pairs with switch_to
     if (d != last_dispatches_[i] || !t || w->sleeping_.load(std::memory_order_relaxed)) {
       last_dispatches_[i] = d;
       busy_ms_[i] = 0;

@@ -88,7 +88,8 @@ class Worker {
     next->state_ = Context::State::kRunning;
     tls().task = next->task_;
     dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    running_task_.store(next->task_, std::memory_order_relaxed);
+    // release: the monitor thread reads the task's name after an acquire load of this.
+    running_task_.store(next->task_, std::memory_order_release);
     void* fake_stack = nullptr;
     sanitizer_before_switch(next->san_, &fake_stack);
     auto from = boost::context::detail::jump_fcontext(next->fctx_, self);
