@@ -24,11 +24,7 @@ bool Semaphore::acquire_until(std::chrono::steady_clock::time_point t) {
     return true;
   }
   detail::Waiter w(detail::WaitKind::kSemaphore, this);
-  waiters_.push_back(&w);
-  WakeReason r = detail::park(w, t, detail::unlocker(lock_));
-  lock_.lock();
-  waiters_.remove(&w);
-  lock_.unlock();
+  WakeReason r = detail::wait_on(waiters_, lock_, w, t);
   if (r == WakeReason::kNotified) return true;  // the permit was handed to us
   detail::throw_if_interrupted(r);
   return false;

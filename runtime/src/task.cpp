@@ -52,12 +52,7 @@ WakeReason Task::wait_done(TimePoint deadline) noexcept {
     return WakeReason::kNotified;
   }
   Waiter w(WaitKind::kJoin, this);
-  joiners_.push_back(&w);
-  WakeReason r = park(w, deadline, unlocker(join_lock_));
-  join_lock_.lock();
-  joiners_.remove(&w);
-  join_lock_.unlock();
-  return r;
+  return wait_on(joiners_, join_lock_, w, deadline);
 }
 
 Task* current_task() noexcept { return tls().task; }

@@ -30,11 +30,7 @@ bool WaitGroup::wait_until(std::chrono::steady_clock::time_point t) {
     return true;
   }
   detail::Waiter w(detail::WaitKind::kWaitGroup, this);
-  waiters_.push_back(&w);
-  WakeReason r = detail::park(w, t, detail::unlocker(lock_));
-  lock_.lock();
-  waiters_.remove(&w);
-  lock_.unlock();
+  WakeReason r = detail::wait_on(waiters_, lock_, w, t);
   if (r == WakeReason::kNotified) return true;
   detail::throw_if_interrupted(r);
   return false;
@@ -44,10 +40,8 @@ void WaitGroup::wait_uninterruptible() noexcept {
   lock_.lock();
   while (count_ != 0) {
     detail::Waiter w(detail::WaitKind::kWaitGroup, this);
-    waiters_.push_back(&w);
-    detail::park(w, detail::kNoDeadline, detail::unlocker(lock_), false);
+    detail::wait_on(waiters_, lock_, w, detail::kNoDeadline, false);
     lock_.lock();
-    waiters_.remove(&w);
   }
   lock_.unlock();
 }

@@ -131,6 +131,20 @@ class Channel {
   iterator end() { return iterator(); }
 
  private:
+  static ChannelStatus status_of(detail::WakeReason r) {
+    switch (r) {
+      case detail::WakeReason::kNotified:
+        return ChannelStatus::kOk;
+      case detail::WakeReason::kClosed:
+        return ChannelStatus::kClosed;
+      case detail::WakeReason::kTimeout:
+        return ChannelStatus::kTimeout;
+      default:
+        detail::throw_if_interrupted(r);  // kCancelled / kDeadline
+        return ChannelStatus::kTimeout;
+    }
+  }
+
   ChannelStatus send_impl(T& value, detail::TimePoint t, bool block) {
     lock_.lock();
     if (closed_) {
@@ -155,22 +169,7 @@ class Channel {
     }
     detail::Waiter w(detail::WaitKind::kChannelSend, this);
     w.slot = &value;
-    sendq_.push_back(&w);
-    auto r = detail::park(w, t, detail::unlocker(lock_));
-    lock_.lock();
-    sendq_.remove(&w);
-    lock_.unlock();
-    switch (r) {
-      case detail::WakeReason::kNotified:
-        return ChannelStatus::kOk;
-      case detail::WakeReason::kClosed:
-        return ChannelStatus::kClosed;
-      case detail::WakeReason::kTimeout:
-        return ChannelStatus::kTimeout;
-      default:
-        detail::throw_if_interrupted(r);
-        return ChannelStatus::kTimeout;
-    }
+    return status_of(detail::wait_on(sendq_, lock_, w, t));
   }
 
   ChannelStatus recv_impl(std::optional<T>& out, detail::TimePoint t, bool block) {
@@ -205,22 +204,8 @@ class Channel {
     }
     detail::Waiter w(detail::WaitKind::kChannelRecv, this);
     w.slot = &out;
-    recvq_.push_back(&w);
-    auto r = detail::park(w, t, detail::unlocker(lock_));
-    lock_.lock();  // the sender fills our slot under lock_: wait for it to finish
-    recvq_.remove(&w);
-    lock_.unlock();
-    switch (r) {
-      case detail::WakeReason::kNotified:
-        return ChannelStatus::kOk;
-      case detail::WakeReason::kClosed:
-        return ChannelStatus::kClosed;
-      case detail::WakeReason::kTimeout:
-        return ChannelStatus::kTimeout;
-      default:
-        detail::throw_if_interrupted(r);
-        return ChannelStatus::kTimeout;
-    }
+    // wait_on re-takes lock_ before returning: the sender fills our slot under lock_.
+    return status_of(detail::wait_on(recvq_, lock_, w, t));
   }
 
   mutable detail::SpinLock lock_;

@@ -155,4 +155,17 @@ GREEN_API bool wake(Waiter* w, WakeReason reason) noexcept;
 // Throws green::Cancelled for kCancelled and green::TimedOut for kDeadline.
 GREEN_API void throw_if_interrupted(WakeReason r);
 
+// The usual way to block on a primitive: with `lock` held, queues `w` on `list`, parks
+// (releasing `lock`), then re-takes `lock` to leave the list (the lifetime rule above) and
+// releases it. Returns why the wait ended.
+inline WakeReason wait_on(WaitList& list, SpinLock& lock, Waiter& w, TimePoint deadline,
+                          bool interruptible = true) noexcept {
+  list.push_back(&w);
+  WakeReason r = park(w, deadline, unlocker(lock), interruptible);
+  lock.lock();
+  list.remove(&w);
+  lock.unlock();
+  return r;
+}
+
 }  // namespace green::detail
