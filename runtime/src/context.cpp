@@ -1,6 +1,7 @@
 // Context implementation (design note in context.hpp).
 #include "context.hpp"
 
+#include <algorithm>
 #include <memory>
 #include <new>
 
@@ -16,7 +17,19 @@ namespace {
 
 constexpr std::size_t kContextReserve = (sizeof(Context) + 63) / 64 * 64;
 
+}  // namespace
+
+void Context::publish_diag(const Task* t) noexcept {
+  diag_id_.store(t->id(), std::memory_order_relaxed);
+  std::size_t n = std::min(t->name_.size(), kNameCopy - 1);
+  for (std::size_t i = 0; i < n; ++i) diag_name_[i].store(t->name_[i], std::memory_order_relaxed);
+  diag_name_[n].store('\0', std::memory_order_relaxed);
+}
+
+namespace {
+
 void run_task(Worker* w, Task* t) {
+  w->running()->publish_diag(t);
   t->state_.store(Task::kRunning, std::memory_order_relaxed);
   // Publishing home_ lets cancel() reach the task from now on; a cancel that came earlier is
   // seen by park() through cancel_pending_: a task cancelled before it started still runs,

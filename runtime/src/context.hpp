@@ -66,6 +66,13 @@ class Context {
   Stack stack_;
   SanitizerState san_;
 
+  // A copy of the running task's id and name for the monitor thread, which must not touch
+  // the Task (it may be freed at any moment). Relaxed atomics: a torn name is harmless.
+  static constexpr std::size_t kNameCopy = 48;
+  std::atomic<std::uint64_t> diag_id_{0};
+  std::atomic<char> diag_name_[kNameCopy] = {};
+  void publish_diag(const Task* t) noexcept;
+
   explicit Context(Worker* w) : worker_(w) {}
 
  private:

@@ -13,6 +13,7 @@
 
 #include "green/debug.hpp"
 #include "green/detail/hooks.hpp"
+#include "context.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
 
@@ -122,7 +123,7 @@ void Monitor::check_blocked(long elapsed_ms) {
   for (std::size_t i = 0; i < rt_->worker_count(); ++i) {
     Worker* w = rt_->worker(i);
     std::uint64_t d = w->dispatches_.load(std::memory_order_relaxed);
-    Task* t = w->running_task_.load(std::memory_order_acquire);  // pairs with switch_to
+    Task* t = w->running_task_.load(std::memory_order_relaxed);  // compared, never followed
     if (d != last_dispatches_[i] || !t || w->sleeping_.load(std::memory_order_relaxed)) {
       last_dispatches_[i] = d;
       busy_ms_[i] = 0;
@@ -132,15 +133,22 @@ void Monitor::check_blocked(long elapsed_ms) {
     busy_ms_[i] += elapsed_ms;
     if (busy_ms_[i] < opts_.blocked_ms || reported_[i]) continue;
     reported_[i] = true;
-    // The task has been on the CPU for blocked_ms without a switch, so it is alive; its name
-    // is read without synchronisation (a benign race only if it renames itself right now).
-    std::string name = t->name_;
+    // The Task may be freed at any time; read the copy its context published at start.
+    Context* c = w->running_ctx_.load(std::memory_order_acquire);
+    if (!c) continue;
+    std::string name;
+    for (std::size_t k = 0; k < Context::kNameCopy; ++k) {
+      char ch = c->diag_name_[k].load(std::memory_order_relaxed);
+      if (!ch) break;
+      name.push_back(ch);
+    }
+    unsigned long long id = c->diag_id_.load(std::memory_order_relaxed);
     std::fprintf(stderr,
                  "green: worker %zu has run fiber %llu%s%s%s for %ld ms without yielding "
                  "(CPU-bound code, or a blocking call green does not intercept: use "
                  "green::offload); fibers started on this worker wait for it\n",
-                 i, static_cast<unsigned long long>(t->id()), name.empty() ? "" : " (\"",
-                 name.c_str(), name.empty() ? "" : "\")", busy_ms_[i]);
+                 i, id, name.empty() ? "" : " (\"", name.c_str(), name.empty() ? "" : "\")",
+                 busy_ms_[i]);
     std::fflush(stderr);
     rt_->wake_one(w);  // let an idle worker steal this worker's fibers that have not started
   }

@@ -88,8 +88,8 @@ class Worker {
     next->state_ = Context::State::kRunning;
     tls().task = next->task_;
     dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    // release: the monitor thread reads the task's name after an acquire load of this.
-    running_task_.store(next->task_, std::memory_order_release);
+    running_task_.store(next->task_, std::memory_order_relaxed);
+    running_ctx_.store(next, std::memory_order_release);  // pairs with the monitor's acquire
     void* fake_stack = nullptr;
     sanitizer_before_switch(next->san_, &fake_stack);
     auto from = boost::context::detail::jump_fcontext(next->fctx_, self);
@@ -116,6 +116,8 @@ class Worker {
   // Diagnostics, written by the owner, read by the monitor thread (relaxed: they are hints).
   std::atomic<std::uint64_t> dispatches_{0};  // context switches so far
   std::atomic<Task*> running_task_{nullptr};  // task on the CPU; nullptr: scheduler context
+                                              // (the monitor compares it, never follows it)
+  std::atomic<Context*> running_ctx_{nullptr};  // its context (contexts outlive the monitor)
   std::atomic<bool> stuck_{false};  // asleep with no timer, fd wait or request pending
   Context* all_contexts_ = nullptr;  // every context of this worker (owner thread only)
 
