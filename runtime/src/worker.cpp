@@ -352,6 +352,9 @@ void Worker::run() {
 }
 
 void Worker::teardown() {
+  // Messages that arrived after the loop's last pass hold references (cancels) or requests
+  // (dumps): settle them before the loop and the stacks go.
+  drain_messages();
   // Fibers still parked are abandoned: never resumed, their stacks released with the pool.
   poller_.close_all();
   uv_walk(
