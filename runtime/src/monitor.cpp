@@ -114,6 +114,7 @@ void Monitor::run() {
     long elapsed = long(std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count());
     if (elapsed < kTickMs) continue;
     last = now;
+    rescue_sleepers();
     if (opts_.blocked_ms > 0) check_blocked(elapsed);
     if (opts_.deadlock != DeadlockPolicy::kOff) check_deadlock();
   }
@@ -154,6 +155,29 @@ void Monitor::check_blocked(long elapsed_ms) {
   }
 }
 
+// Belt and braces: by the wake-up protocol a worker never sleeps while a fiber it owns is
+// runnable, yet a lost wake-up under heavy cross-worker hand-off has been observed (a worker
+// in epoll_wait with a woken fiber queued) and is not explained yet (docs/design.md, known
+// limits). So every tick, a worker that dispatched nothing since the previous tick gets its
+// loop woken: a real stall then lasts at most one tick instead of forever, and an idle worker
+// pays one wake-up per tick (10 per second). A worker that finds nothing goes back to sleep
+// without dispatching, so the deadlock check below is unaffected.
+void Monitor::rescue_sleepers() {
+  std::size_t n = rt_->worker_count();
+  rescue_dispatches_.resize(n, ~0ull);
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker* w = rt_->worker(i);
+    std::uint64_t d = w->dispatches_.load(std::memory_order_relaxed);
+    if (d == rescue_dispatches_[i] && w->sleeping_.load(std::memory_order_relaxed) == false &&
+        w->has_pending_work()) {
+      w->wake_loop();  // the observed lost wake-up: work queued, `sleeping_` already cleared
+    } else if (d == rescue_dispatches_[i] && w->stuck_.load(std::memory_order_relaxed)) {
+      w->wake_loop();  // asleep with nothing pending we can see: look again
+    }
+    rescue_dispatches_[i] = d;
+  }
+}
+
 void Monitor::check_deadlock() {
   if (rt_->stopping()) return;
   bool all_stuck = rt_->global_.empty();
@@ -162,15 +186,36 @@ void Monitor::check_deadlock() {
     all_stuck = w->stuck_.load(std::memory_order_seq_cst) &&
                 w->sleeping_.load(std::memory_order_seq_cst);
   }
+  // No worker may have dispatched anything since the stuck run began: a worker that went to
+  // sleep and woke up in between was not deadlocked.
+  std::size_t n = rt_->worker_count();
+  if (all_stuck && stuck_ticks_ > 0) {
+    for (std::size_t i = 0; i < n; ++i) {
+      if (rt_->worker(i)->dispatches_.load(std::memory_order_relaxed) != stuck_dispatches_[i])
+        all_stuck = false;
+    }
+  }
   if (!all_stuck) {
     stuck_ticks_ = 0;
     deadlock_warned_ = false;
     return;
   }
-  if (++stuck_ticks_ < 2 || deadlock_warned_) return;
+  if (stuck_ticks_++ == 0) {
+    stuck_dispatches_.resize(n);
+    for (std::size_t i = 0; i < n; ++i)
+      stuck_dispatches_[i] = rt_->worker(i)->dispatches_.load(std::memory_order_relaxed);
+  }
+  if (stuck_ticks_ < 3 || deadlock_warned_) return;
   bool foreign = rt_->foreign_.load(std::memory_order_relaxed);
   bool exit_now = opts_.deadlock == DeadlockPolicy::kExit && !foreign;
   std::string dump = green::fiber_dump();
+  // The dump woke every worker; if any ran a fiber since, this was not a deadlock.
+  for (std::size_t i = 0; i < n; ++i) {
+    if (rt_->worker(i)->dispatches_.load(std::memory_order_relaxed) != stuck_dispatches_[i]) {
+      stuck_ticks_ = 0;
+      return;
+    }
+  }
   std::fprintf(stderr,
                "green: deadlock: every fiber is blocked and no timer, fd wait or offload can "
                "wake one%s\n%s",

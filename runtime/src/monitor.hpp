@@ -33,6 +33,7 @@ class Monitor {
   void run();
   void check_blocked(long elapsed_ms);
   void check_deadlock();
+  void rescue_sleepers();
 
   Runtime* rt_;
   Options opts_;
@@ -42,6 +43,8 @@ class Monitor {
   std::vector<long> busy_ms_;
   std::vector<bool> reported_;
   int stuck_ticks_ = 0;
+  std::vector<std::uint64_t> stuck_dispatches_;  // dispatches_ when the stuck run began
+  std::vector<std::uint64_t> rescue_dispatches_;  // dispatches_ at the previous tick
   bool deadlock_warned_ = false;
   std::thread thread_;
 };

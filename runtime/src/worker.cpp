@@ -86,8 +86,7 @@ void Worker::notify() noexcept {
   // sleeper's re-check sees our work.
   if (sleeping_.load(std::memory_order_seq_cst) &&
       sleeping_.exchange(false, std::memory_order_seq_cst)) {
-    ShimBypass bypass;  // uv_async_send writes to an eventfd
-    uv_async_send(&async_);
+    wake_loop();
   }
 }
 

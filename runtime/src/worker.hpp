@@ -121,6 +121,16 @@ class Worker {
   std::atomic<bool> stuck_{false};  // asleep with no timer, fd wait or request pending
   Context* all_contexts_ = nullptr;  // every context of this worker (owner thread only)
 
+  // Any thread: true if a woken fiber or a message waits for this worker.
+  bool has_pending_work() const noexcept {
+    return inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst);
+  }
+  // Any thread: wakes the loop unconditionally.
+  void wake_loop() noexcept {
+    ShimBypass bypass;  // uv_async_send writes to an eventfd
+    uv_async_send(&async_);
+  }
+
   // Appends this worker's part of a fiber dump (runs on this worker's thread).
   void dump(std::string& out, const Task* requester);
   // Asks this worker to run `fn` on its own thread, in the scheduler context.
