@@ -12,6 +12,7 @@
 
 #include "green/detail/hooks.hpp"
 #include "green/io.hpp"
+#include "green/wait_group.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
 
@@ -45,21 +46,18 @@ Poller::~Poller() = default;
 
 Poller::Entry* Poller::entry_for(int fd, FdTable::Meta* meta, int* err) {
   if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1, nullptr);
-  std::uint32_t gen = meta->gen.load(std::memory_order_acquire);
-  Entry* e = entries_[fd];
-  if (e && e->gen != gen) {  // the fd was closed (and maybe reused) since we registered it
-    drop(e, WakeReason::kClosed);
-    e = nullptr;
-  }
-  if (e) return e;
-  // Tell closers to notify us, then re-read the generation (pairs with io::close: bump gen,
-  // then read the mask).
+  if (Entry* e = entries_[fd]) return e;  // registered and still ours: closers drop it first
+  // Tell closers to drop our registration before close(2), then check that none is already
+  // past reading the mask (Dekker pair with io::close; see the design note).
   meta->workers.fetch_or(1ull << (worker_->index() % 64), std::memory_order_seq_cst);
-  gen = meta->gen.load(std::memory_order_seq_cst);
+  if (meta->closing.load(std::memory_order_seq_cst) != 0) {
+    *err = UV_EBADF;  // being closed: a wait starting now sees it closed
+    return nullptr;
+  }
+  Entry* e;
   e = new Entry;
   e->poller = this;
   e->fd = fd;
-  e->gen = gen;
   int r;
   {
     ShimBypass bypass;  // uv_poll_init sets O_NONBLOCK with ioctl(FIONBIO)
@@ -129,10 +127,9 @@ void Poller::drop(Entry* e, WakeReason why) {
            [](uv_handle_t* h) { delete static_cast<Entry*>(h->data); });
 }
 
-void Poller::fd_closed(int fd, std::uint32_t gen) {
+void Poller::fd_closed(int fd) {
   if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
-  Entry* e = entries_[fd];
-  if (e && e->gen < gen) drop(e, WakeReason::kClosed);
+  if (Entry* e = entries_[fd]) drop(e, WakeReason::kClosed);
 }
 
 void Poller::close_all() {
@@ -278,29 +275,51 @@ bool wait_writable(int fd, std::chrono::nanoseconds timeout) {
   return wait_throwing(fd, kWritable, timeout);
 }
 
-void forget(int fd) noexcept {
-  FdTable::Meta* meta = FdTable::instance().get(fd);
-  if (!meta) return;
-  std::uint32_t gen = meta->gen.fetch_add(1, std::memory_order_seq_cst) + 1;
+namespace {
+
+// Drops every worker's registration of fd and returns once all are gone (see poller.hpp).
+// The caller holds meta->closing.
+void drop_everywhere(int fd, FdTable::Meta* meta) {
   std::uint64_t mask = meta->workers.exchange(0, std::memory_order_seq_cst);
   if (!mask) return;
   auto* rt = detail::Runtime::current();
   if (!rt) return;
   Worker* self = Worker::current();
+  WaitGroup acks;
   for (std::size_t i = 0; i < rt->worker_count(); ++i) {
     if (!(mask & (1ull << (i % 64)))) continue;
     Worker* w = rt->worker(i);
     if (w == self) {
-      w->poller().fd_closed(fd, gen);  // stop polling before close(2): no stale epoll entry
-    } else {
-      w->post_fd_closed(fd, gen);
+      w->poller().fd_closed(fd);
+      continue;
     }
+    acks.add(1);
+    if (!w->post_fd_closed(fd, &acks)) acks.done();  // torn down: nothing left to drop
   }
+  // Parks a fiber; blocks a plain thread. Not interruptible: close must not half-happen.
+  acks.wait_uninterruptible();
+}
+
+}  // namespace
+
+void forget(int fd) noexcept {
+  FdTable::Meta* meta = FdTable::instance().get(fd);
+  if (!meta) return;
+  meta->closing.fetch_add(1, std::memory_order_seq_cst);
+  drop_everywhere(fd, meta);
+  meta->closing.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 int close(int fd) noexcept {
-  forget(fd);
-  return ::close(fd);
+  FdTable::Meta* meta = FdTable::instance().get(fd);
+  if (!meta) return ::close(fd);
+  meta->closing.fetch_add(1, std::memory_order_seq_cst);
+  drop_everywhere(fd, meta);
+  int r = ::close(fd);
+  int saved = errno;
+  meta->closing.fetch_sub(1, std::memory_order_seq_cst);
+  errno = saved;
+  return r;
 }
 
 }  // namespace green::io

@@ -12,10 +12,16 @@
 // disarmed. uv_poll_start is called only when the interest really changes, because libuv
 // turns every call into epoll_ctl(DEL) + epoll_ctl(ADD).
 //
-// Close: io::close bumps the fd's generation in the process-wide FdTable, tears down the
-// local entry at once, and posts (fd, gen) to every other worker whose bit is set in the
-// fd's worker mask; those wake their waiters with kClosed on their own thread. An entry
-// whose generation is older than the table's is stale and is replaced on the next wait.
+// Close (hazard H4): io::close marks the fd `closing` in the process-wide FdTable, then has
+// every worker whose bit is set in the fd's worker mask drop its registration on its own
+// thread (the local one inline), waits for their acks, and only then calls close(2). The wait
+// matters: a registration may have an epoll change queued in its loop's watcher queue, and
+// libuv abort()s if epoll_ctl(ADD/MOD) then meets a closed fd (EBADF) or a reused number
+// (ENOENT). Waits that start while the fd is closing fail with kClosed without registering:
+// the mask bit and the closing count form a Dekker pair (each side writes its own, seq_cst,
+// then reads the other's), so either the closer sees the bit and waits for that worker, or
+// the waiter sees `closing`. Closing costs a message round trip only for fds that fibers on
+// other workers waited on; the common case (one worker) is a local teardown.
 #pragma once
 
 #include <poll.h>
@@ -36,7 +42,7 @@ class Worker;
 class FdTable {
  public:
   struct Meta {
-    std::atomic<std::uint32_t> gen{0};   // bumped by every io::close/forget
+    std::atomic<std::uint32_t> closing{0};  // io::close/forget in progress on this fd
     std::atomic<std::uint64_t> workers{0};  // bit (index % 64) set: that worker may watch it
   };
   static FdTable& instance();
@@ -59,8 +65,9 @@ class Poller {
 
   // Parks the running fiber until one of fds is ready (see io::wait_any).
   io::WaitResult wait(const pollfd* fds, unsigned long n, TimePoint deadline);
-  // Wakes waiters with kClosed and drops the registration if it is older than `gen`.
-  void fd_closed(int fd, std::uint32_t gen);
+  // Wakes the fd's waiters here with kClosed and drops its registration (stops polling it,
+  // removing any epoll change still queued): the fd is about to be closed.
+  void fd_closed(int fd);
   // Closes every registration (worker teardown; the loop must run afterwards).
   void close_all();
 
@@ -69,7 +76,6 @@ class Poller {
     uv_poll_t handle;
     Poller* poller;
     int fd;
-    std::uint32_t gen;
     int armed = 0;  // UV_READABLE | UV_WRITABLE currently requested from libuv
     int read_grace = 0;  // readable events without a reader tolerated before disarming
     WaitList readers;

@@ -13,6 +13,7 @@
 #include <string>
 
 #include "green/detail/hooks.hpp"
+#include "green/wait_group.hpp"
 #include "scheduler.hpp"
 
 namespace green::detail {
@@ -209,13 +210,15 @@ void Worker::context_done(Context* ctx) {
 
 // --- the loop -------------------------------------------------------------------------------
 
-void Worker::post_fd_closed(int fd, std::uint32_t gen) {
+bool Worker::post_fd_closed(int fd, WaitGroup* ack) {
   {
     std::lock_guard<SpinLock> lk(msg_mu_);
-    closed_fds_.emplace_back(fd, gen);
+    if (!accepting_) return false;
+    closed_fds_.emplace_back(fd, ack);
   }
   has_msgs_.store(true, std::memory_order_seq_cst);
   notify();
+  return true;
 }
 
 void Worker::post_call(void (*fn)(Worker*, void*), void* arg) {
@@ -243,7 +246,7 @@ void Worker::post_cancel(Task* t) {
 
 void Worker::drain_messages() {
   if (!has_msgs_.load(std::memory_order_acquire)) return;
-  std::vector<std::pair<int, std::uint32_t>> msgs;
+  std::vector<std::pair<int, WaitGroup*>> msgs;
   std::vector<Task*> cancels;
   std::vector<std::pair<void (*)(Worker*, void*), void*>> calls;
   {
@@ -254,7 +257,10 @@ void Worker::drain_messages() {
     calls.swap(calls_);
   }
   for (auto [fn, arg] : calls) fn(this, arg);
-  for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
+  for (auto [fd, ack] : msgs) {
+    poller_.fd_closed(fd);
+    ack->done();  // the closer may return (and destroy ack) from here on
+  }
   for (Task* t : cancels) {
     // The task is parked (we are in the scheduler context) or finished.
     // Skip if park() already consumed the cancel (it saw the flag before blocking).
@@ -352,7 +358,12 @@ void Worker::run() {
 
 void Worker::teardown() {
   // Messages that arrived after the loop's last pass hold references (cancels) or requests
-  // (dumps): settle them before the loop and the stacks go.
+  // (dumps, closers waiting for an ack): settle them before the loop and the stacks go, and
+  // refuse fd-close requests from here on (their closers then do not wait for us).
+  {
+    std::lock_guard<SpinLock> lk(msg_mu_);
+    accepting_ = false;
+  }
   drain_messages();
   // Fibers still parked are abandoned: never resumed, their stacks released with the pool.
   poller_.close_all();

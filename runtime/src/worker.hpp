@@ -38,6 +38,10 @@
 #include "stack_pool.hpp"
 #include "tls.hpp"
 
+namespace green {
+class WaitGroup;
+}
+
 namespace green::detail {
 
 class Runtime;
@@ -70,8 +74,9 @@ class Worker {
   void push_task(Task* t);
   // Wakes this worker if it is blocked in uv_run.
   void notify() noexcept;
-  // A closed fd: drop this worker's registrations (runs on this worker's thread).
-  void post_fd_closed(int fd, std::uint32_t gen);
+  // An fd about to be closed: drop this worker's registration of it on this worker's thread,
+  // then ack->done(). Returns false (and does nothing) once the worker has torn down.
+  bool post_fd_closed(int fd, WaitGroup* ack);
   // Task::cancel() for a task running here: wakes its current wait on this worker's thread.
   void post_cancel(Task* t);
 
@@ -197,8 +202,11 @@ class Worker {
     return true;
   }
 
-  SpinLock msg_mu_;  // guards closed_fds_, cancels_ (a SpinLock: no libc locks under the shim)
-  std::vector<std::pair<int, std::uint32_t>> closed_fds_;
+  // msg_mu_ guards closed_fds_, cancels_, calls_, accepting_ (a SpinLock: no libc locks
+  // under the shim).
+  SpinLock msg_mu_;
+  std::vector<std::pair<int, WaitGroup*>> closed_fds_;
+  bool accepting_ = true;  // false after teardown's last drain: post_fd_closed refuses
   std::vector<Task*> cancels_;  // each holds a reference
   std::vector<std::pair<void (*)(Worker*, void*), void*>> calls_;
   std::atomic<bool> has_msgs_{false};
