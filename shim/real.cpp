@@ -20,6 +20,8 @@
 #include "real.hpp"
 
 #include <dlfcn.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -66,7 +68,7 @@ void resolve_all() noexcept {
   bool expected = false;
   if (!g_resolving.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
     // Another thread resolves: wait for it (this only happens during process start-up).
-    while (!g_resolved.load(std::memory_order_acquire)) sched_yield();
+    while (!g_resolved.load(std::memory_order_acquire)) syscall(SYS_sched_yield);  // not the hook
     t_in_resolve = false;
     return;
   }

@@ -93,11 +93,14 @@ void wake_one(const void* addr) noexcept {
   Bucket& b = bucket(addr);
   if (b.waiters.load(std::memory_order_seq_cst) == 0) return;
   b.lock.lock();
-  for (Waiter* w = b.list.front(); w; w = w->next) {
-    if (w->slot != addr) continue;
-    b.list.remove(w);
-    b.waiters.fetch_sub(1, std::memory_order_relaxed);
-    if (detail::wake(w, WakeReason::kNotified)) break;  // a timed-out one does not count
+  for (Waiter* w = b.list.front(); w;) {
+    Waiter* next = w->next;  // remove() clears w->next
+    if (w->slot == addr) {
+      b.list.remove(w);
+      b.waiters.fetch_sub(1, std::memory_order_relaxed);
+      if (detail::wake(w, WakeReason::kNotified)) break;  // a timed-out one does not count
+    }
+    w = next;
   }
   b.lock.unlock();
 }

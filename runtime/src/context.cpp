@@ -2,6 +2,8 @@
 #include "context.hpp"
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <new>
 
@@ -61,6 +63,14 @@ Context* Context::create(Worker* worker, std::size_t stack_size) {
   if (c->all_next_) c->all_next_->all_prev_ = c;
   worker->all_contexts_ = c;
   return c;
+}
+
+void Context::queue_corrupt(const char* what) noexcept {
+  std::fprintf(stderr,
+               "green: internal error: context %p (task %p, state %d) %s: a fiber was woken "
+               "twice\n",
+               static_cast<void*>(this), static_cast<void*>(task_), int(state_), what);
+  std::abort();
 }
 
 void Context::destroy() noexcept {

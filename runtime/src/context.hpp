@@ -54,6 +54,23 @@ class Context {
   Context* all_next_ = nullptr;  // Worker::all_contexts_ (owner thread only; dumps, gdb)
   Context* all_prev_ = nullptr;
   State state_ = State::kIdle;
+#ifndef NDEBUG
+  // Queue-membership check (debug builds): how many run queues (ready queue or inbox) hold
+  // this context. A context on two queues at once is the signature of a double wake-up and
+  // corrupts the ready list; enqueue_check/dequeue_check turn it into an immediate abort.
+  std::atomic<int> queued_{0};
+#endif
+  void enqueue_check() noexcept {
+#ifndef NDEBUG
+    if (queued_.fetch_add(1, std::memory_order_relaxed) != 0) queue_corrupt("queued twice");
+#endif
+  }
+  void dequeue_check() noexcept {
+#ifndef NDEBUG
+    if (queued_.fetch_sub(1, std::memory_order_relaxed) != 1) queue_corrupt("dequeued unqueued");
+#endif
+  }
+  [[noreturn]] void queue_corrupt(const char* what) noexcept;
   bool is_scheduler_ = false;
   bool retire_ = false;       // destroy after switching away (pool over capacity)
 

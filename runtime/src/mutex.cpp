@@ -10,7 +10,7 @@
 
 #include "green/fiber.hpp"
 
-#include <sched.h>
+#include "spin.hpp"
 
 namespace green {
 
@@ -24,9 +24,9 @@ std::uint32_t Mutex::acquire_queue() {
                                      std::memory_order_relaxed))
       return s | kQueueLock;
     if (spins < 64) {
-      __builtin_ia32_pause();
+      detail::cpu_relax();
     } else {
-      sched_yield();
+      detail::os_yield();
     }
   }
 }

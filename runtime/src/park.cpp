@@ -9,7 +9,6 @@
 // Waiter::state; wake() stores the reason and futex-wakes it. Cancellation and scoped
 // deadlines do not apply to plain threads.
 #include <linux/futex.h>
-#include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -24,6 +23,7 @@
 #include "green/errors.hpp"
 #include "green/fiber.hpp"
 #include "scheduler.hpp"
+#include "spin.hpp"
 #include "worker.hpp"
 
 namespace green::detail {
@@ -101,9 +101,9 @@ void SpinLock::lock_slow() noexcept {
         !locked_.exchange(true, std::memory_order_acquire))
       return;
     if (spins < 64) {
-      __builtin_ia32_pause();
+      cpu_relax();
     } else {
-      sched_yield();  // the holder is on another OS thread that may have been preempted
+      os_yield();  // the holder is on another OS thread that may have been preempted
     }
   }
 }
@@ -140,7 +140,7 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   // consumed exactly once (park_current may pick this very context and return at once).
   wk->park_current();
   // Resumed: whoever won the CAS queued us exactly once; we are running again.
-  if (deadline != kNoDeadline) {
+  if (deadline != kNoDeadline && c->timer_init_) {  // not armed if it expired on entry
     uv_timer_stop(&c->timer_);
     c->timed_waiter_ = nullptr;
   }

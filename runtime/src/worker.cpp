@@ -3,7 +3,6 @@
 #include "worker.hpp"
 
 #include <pthread.h>
-#include <sched.h>
 
 #include <chrono>
 #include <cstdio>
@@ -15,6 +14,7 @@
 #include "green/detail/hooks.hpp"
 #include "green/wait_group.hpp"
 #include "scheduler.hpp"
+#include "spin.hpp"
 
 namespace green::detail {
 
@@ -59,6 +59,7 @@ bool Worker::drain_inbox() {
   bool any = rev != nullptr;
   while (rev) {
     Context* n = rev->next_;
+    rev->dequeue_check();  // push_ready counts it again
     push_ready(rev);
     rev = n;
   }
@@ -74,6 +75,7 @@ void Worker::make_ready(Context* c) noexcept {
     if (in_uv_run_) uv_stop(&loop_);
     return;
   }
+  c->enqueue_check();
   Context* head = inbox_.load(std::memory_order_relaxed);
   do {
     c->next_ = head;
@@ -287,7 +289,7 @@ void Worker::idle() {
     auto until = std::chrono::steady_clock::now() + kSpin;
     bool found = false;
     while (!found && !stopping()) {
-      for (int i = 0; i < 64; ++i) __builtin_ia32_pause();
+      for (int i = 0; i < 64; ++i) cpu_relax();
       found = inbox_.load(std::memory_order_acquire) || has_msgs_.load(std::memory_order_acquire) ||
               find_work();
       if (std::chrono::steady_clock::now() >= until) break;
@@ -350,7 +352,7 @@ void Worker::run() {
   rt_->exited_.fetch_add(1, std::memory_order_acq_rel);
   while (rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count() ||
          !rt_->monitor_done_.load(std::memory_order_acquire))
-    sched_yield();
+    os_yield();
   teardown();
   tls_current_ = nullptr;
   tls().worker = -1;

@@ -149,6 +149,7 @@ class Worker {
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
   Task* pop_task();
   void push_ready(Context* c) {
+    c->enqueue_check();
     c->state_ = Context::State::kReady;
     c->next_ = nullptr;
     if (ready_tail_) {
@@ -161,6 +162,7 @@ class Worker {
   Context* pop_ready() {
     Context* c = ready_head_;
     if (c) {
+      c->dequeue_check();
       ready_head_ = c->next_;
       if (!ready_head_) ready_tail_ = nullptr;
     }

@@ -1,0 +1,20 @@
+// Spin-wait helpers for the runtime's own short waits (SpinLock, Mutex's queue bit, the
+// shutdown barrier).
+//
+// os_yield() gives up the OS thread's time slice with the raw system call, never through
+// libc's sched_yield(): in the LD_PRELOAD build the shim interposes sched_yield() and turns it
+// into a *fiber* yield, and a runtime spin loop that yielded its fiber would do so in the
+// middle of park() (the fiber already published as parked, so a wake-up queues it a second
+// time) or while holding a spin lock other fibers of the same worker then spin on.
+#pragma once
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+namespace green::detail {
+
+inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+
+inline void os_yield() noexcept { ::syscall(SYS_sched_yield); }
+
+}  // namespace green::detail
