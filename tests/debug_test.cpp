@@ -291,6 +291,17 @@ TEST(DebugDump, ShowsEveryFiberAndWhatItWaitsOn) {
     EXPECT_TRUE(
         std::regex_search(dump, std::regex("\"sleeper\": parked on sleep, wakes in [0-9]+ ms")))
         << dump;
+    // Parked fibers come with a backtrace taken on their own stack, innermost frame first:
+    // park, then the primitive's wait.
+    EXPECT_TRUE(std::regex_search(
+        dump, std::regex("\"event-waiter\": parked on green::Event 0x[0-9a-f]+\n"
+                         " +#0 0x[0-9a-f]+ green::detail::park\\(\\.\\.\\.\\)\\+0x[0-9a-f]+ \\(libgreen[^)]*\\)\n"
+                         " +#1 0x[0-9a-f]+ green::Event::wait_until\\(\\.\\.\\.\\)")))
+        << dump;
+    EXPECT_TRUE(std::regex_search(
+        dump, std::regex("\"locker\": parked on green::Mutex 0x[0-9a-f]+\n +#0 [^\n]+\n"
+                         " +#1 0x[0-9a-f]+ green::Mutex::lock_slow\\(\\.\\.\\.\\)")))
+        << dump;
     // dump_fibers writes the same to a stream.
     std::ostringstream os;
     green::dump_fibers(os);

@@ -3,6 +3,8 @@
 #include <gtest/gtest.h>
 #include <pthread.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
@@ -348,6 +350,72 @@ TEST_P(SchedulerTest, SpawnFromPlainThreadsWhileRunning) {
         << "ran=" << ran.load();
     for (auto& t : ts) t.join();
   });
+}
+
+// fork() from a fiber: the child has only the forking OS thread, so it stops being a runtime.
+// Its green calls behave as on a plain thread, spawn() throws, and the fiber's return ends the
+// child (exit code 0; 1 if the fiber threw). Each check in the child exits with its own code.
+int fork_child_status(std::size_t workers, bool child_throws) {
+  int status = -1;
+  green_test::run_green(workers, [&] {
+    green::Mutex mu;
+    green::Channel<int> ch(4);
+    int fds[2];
+    ASSERT_EQ(::pipe(fds), 0);
+    // A second fiber on another worker that the child must not need.
+    auto busy = green::spawn([] { green::this_fiber::sleep_for(50ms); });
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      if (green::running()) _exit(10);
+      try {
+        green::spawn([] {}).detach();
+        _exit(11);
+      } catch (const std::logic_error&) {
+      }
+      mu.lock();  // uncontended, then contended by a plain thread: futex paths
+#if defined(__SANITIZE_THREAD__)
+      // TSan refuses to start threads in the child of a multi-threaded fork.
+      green::this_fiber::sleep_for(5ms);  // nanosleep
+      mu.unlock();
+      ch.send(7);
+#else
+      std::thread other([&] {
+        std::lock_guard<green::Mutex> g(mu);
+        ch.send(7);
+      });
+      green::this_fiber::sleep_for(5ms);  // nanosleep
+      mu.unlock();
+      other.join();
+#endif
+      if (ch.recv() != 7) _exit(12);
+      if (::write(fds[1], "x", 1) != 1) _exit(13);
+      if (green::io::wait(fds[0], green::io::kReadable, Clock::now() + 5s) !=
+          green::io::WaitResult::kReady)
+        _exit(14);
+      if (green::offload([] { return 21 * 2; }) != 42) _exit(15);
+      if (child_throws) throw std::runtime_error("child fails");
+      return;  // ends the child with 0
+    }
+    ASSERT_EQ(green::offload([&] { return ::waitpid(pid, &status, 0); }), pid);
+    busy.join();
+    ::close(fds[0]);
+    ::close(fds[1]);
+  });
+  return status;
+}
+
+TEST_P(SchedulerTest, ForkedChildRunsOnAsPlainThread) {
+  int status = fork_child_status(GetParam(), false);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's check number " << WEXITSTATUS(status)
+                                    << " failed (see fork_child_status)";
+}
+
+TEST_P(SchedulerTest, ForkedChildFiberThatThrowsExitsWithOne) {
+  int status = fork_child_status(GetParam(), true);
+  ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
+  EXPECT_EQ(WEXITSTATUS(status), 1);
 }
 
 }  // namespace

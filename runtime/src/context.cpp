@@ -7,6 +7,8 @@
 #include <memory>
 #include <new>
 
+#include <unistd.h>
+
 #include "green/errors.hpp"
 #include "scheduler.hpp"
 #include "worker.hpp"
@@ -41,6 +43,13 @@ void run_task(Worker* w, Task* t) {
   t->home_.store(w, std::memory_order_seq_cst);
   (void)t->cancel_pending_.load(std::memory_order_seq_cst);
   t->run();
+  if (Runtime::forked_child()) {
+    // A fork child (see Runtime::on_fork_child) has no scheduler to go back to: the fiber's
+    // end is the process's end. Exit handlers are skipped: libuv's would join pool threads
+    // that do not exist in the child.
+    std::fflush(nullptr);
+    _exit(t->error_ ? 1 : 0);
+  }
   Runtime* rt = w->runtime();
   bool is_main = (t == rt->main_);
   t->finish();

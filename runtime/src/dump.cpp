@@ -1,14 +1,21 @@
 // green::dump_fibers: every worker describes its own fibers on its own thread (no locks on
 // the hot paths, no racy reads of another worker's queues); the caller collects the parts.
 // A worker that does not answer in time is described from its diagnostic atomics.
+#include <cxxabi.h>
+#include <dlfcn.h>
+#include <execinfo.h>
+
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <sstream>
+#include <string>
+#include <thread>
 
 #include "green/debug.hpp"
 #include "green/fiber.hpp"
-#include <thread>
 #include "scheduler.hpp"
 #include "worker.hpp"
 
@@ -35,6 +42,56 @@ const char* kind_name(WaitKind k) {
   return "wait";
 }
 
+// Backtraces cost a visit to the fiber (a few microseconds): a dump takes them for the first
+// kBacktraceFibers parked fibers of each worker and lists the rest without.
+constexpr int kBacktraceFibers = 64;
+constexpr int kMaxFrames = 24;
+constexpr int kShownFrames = 12;
+// Innermost frames that are the visit itself: Worker::serve_backtrace, Worker::park_current.
+constexpr int kVisitFrames = 2;
+
+// A demangled name without its parameter list ("ns::Class<T>::fn(...)"): the types of a
+// chrono-heavy signature would bury the names.
+std::string short_name(const char* name) {
+  std::string n = name;
+  int angle = 0;
+  for (std::size_t i = 0; i < n.size(); ++i) {
+    if (n[i] == '<') ++angle;
+    if (n[i] == '>') --angle;
+    if (n[i] == '(' && angle == 0 && n.compare(i, 11, "(anonymous ") != 0) {
+      return n.substr(0, i) + "(...)";
+    }
+  }
+  return n;
+}
+
+// "#n 0xADDR function+0xOFF (module)" or, for a symbol the dynamic table does not name,
+// "#n 0xADDR (module+0xOFFSET)": `addr2line -f -C -e module 0xOFFSET` resolves it.
+void describe_frame(std::ostringstream& o, int n, void* pc) {
+  o << "      #" << n << " " << pc;
+  Dl_info info{};
+  // A return address points after the call; look up the call itself.
+  void* lookup = static_cast<char*>(pc) - 1;
+  if (!dladdr(lookup, &info) || !info.dli_fname) {
+    o << "\n";
+    return;
+  }
+  const char* module = info.dli_fname;
+  if (const char* slash = std::strrchr(module, '/')) module = slash + 1;
+  if (info.dli_sname) {
+    int status = -1;
+    char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
+    o << " " << short_name(status == 0 && demangled ? demangled : info.dli_sname) << "+0x"
+      << std::hex
+      << (static_cast<char*>(pc) - static_cast<char*>(info.dli_saddr)) << std::dec << " ("
+      << module << ")\n";
+    std::free(demangled);
+  } else {
+    o << " (" << module << "+0x" << std::hex
+      << (static_cast<char*>(pc) - static_cast<char*>(info.dli_fbase)) << std::dec << ")\n";
+  }
+}
+
 void describe_task(std::ostringstream& o, const Task* t) {
   o << "fiber " << t->id();
   if (!t->name_.empty()) o << " \"" << t->name_ << "\"";
@@ -56,6 +113,12 @@ void Worker::dump(std::string& out, const Task* requester) {
   auto now = Clock::now();
   o << "worker " << index_ << ": " << dispatches_.load(std::memory_order_relaxed)
     << " dispatches\n";
+  {
+    void* warm[1];
+    (void)::backtrace(warm, 1);  // loads the unwinder here, not on a fiber's stack
+  }
+  int traced = 0;
+  bool skipped_traces = false;
   for (Context* c = all_contexts_; c; c = c->all_next_) {
     Task* t = c->task_;
     if (!t) continue;  // pooled
@@ -90,11 +153,24 @@ void Worker::dump(std::string& out, const Task* requester) {
           o << ", " << (w && w->kind == WaitKind::kSleep ? "wakes" : "times out") << " in "
             << ms.count() << " ms";
         }
-        break;
+        o << "\n";
+        if (traced >= kBacktraceFibers) {
+          skipped_traces = true;
+          continue;
+        }
+        ++traced;
+        void* frames[kMaxFrames];
+        int n = backtrace_of(c, frames, kMaxFrames);
+        for (int i = kVisitFrames; i < n && i < kVisitFrames + kShownFrames; ++i)
+          describe_frame(o, i - kVisitFrames, frames[i]);
+        if (n - kVisitFrames > kShownFrames) o << "      ...\n";
+        continue;
       }
     }
     o << "\n";
   }
+  if (skipped_traces)
+    o << "  (backtraces of the first " << kBacktraceFibers << " parked fibers only)\n";
   std::uint32_t queued = runq_.size();
   if (queued) o << "  " << queued << " fiber(s) queued here, not started yet\n";
   out = o.str();

@@ -1,6 +1,8 @@
 // Runtime implementation (design note in scheduler.hpp).
 #include "scheduler.hpp"
 
+#include <pthread.h>
+
 #include <cstdlib>
 #include <optional>
 #include <stdexcept>
@@ -9,10 +11,28 @@
 #include "green/detail/hooks.hpp"
 #include "green/runtime.hpp"
 #include "monitor.hpp"
+#include "tls.hpp"
+#include "worker.hpp"
 
 namespace green::detail {
 
 std::atomic<Runtime*> Runtime::current_{nullptr};
+bool Runtime::forked_child_ = false;
+
+// fork() under a running runtime: only the calling OS thread exists in the child; the other
+// workers, the monitor and libuv's pool threads do not. The child therefore stops being a
+// runtime: the calling thread forgets its worker and fiber, so every green primitive it uses
+// from now on behaves as on a plain OS thread (futex waits, poll(2), nanosleep), spawn()
+// throws (no runtime), and when the fiber's function returns the child exits (run_task in
+// context.cpp): there is no scheduler to return to. fork+exec needs none of this.
+void Runtime::on_fork_child() noexcept {
+  if (!current_.load(std::memory_order_relaxed)) return;
+  forked_child_ = true;
+  current_.store(nullptr, std::memory_order_relaxed);
+  Worker::forget_current_thread();
+  tls().task = nullptr;
+  tls().worker = -1;
+}
 
 // --- GlobalQueue ------------------------------------------------------------------------------
 
@@ -44,6 +64,11 @@ Task* GlobalQueue::pop() noexcept {
 // --- Runtime ------------------------------------------------------------------------------------
 
 Runtime::Runtime(const Options& opts) : opts_(opts) {
+  static const bool atfork_registered = [] {
+    pthread_atfork(nullptr, nullptr, &Runtime::on_fork_child);
+    return true;
+  }();
+  (void)atfork_registered;
   // libuv's thread pool (offload, DNS) defaults to 4 threads; give it at least one per worker.
   if (!std::getenv("UV_THREADPOOL_SIZE") && opts_.workers > 4) {
     setenv("UV_THREADPOOL_SIZE", std::to_string(opts_.workers).c_str(), 0);

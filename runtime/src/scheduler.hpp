@@ -47,6 +47,8 @@ class Runtime {
   ~Runtime();
 
   static Runtime* current() noexcept { return current_.load(std::memory_order_acquire); }
+  // True in the child of a fork() made while a runtime ran (see on_fork_child).
+  static bool forked_child() noexcept { return forked_child_; }
 
   void run(Task* main);  // on the calling thread, which becomes worker 0
   void submit(Task* t);
@@ -75,7 +77,10 @@ class Runtime {
   class Monitor* monitor_ = nullptr;
 
  private:
+  static void on_fork_child() noexcept;
+
   static std::atomic<Runtime*> current_;
+  static bool forked_child_;  // written only by the single thread of a fork child
   Options opts_;
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;

@@ -2,6 +2,7 @@
 #include "tls.hpp"
 #include "worker.hpp"
 
+#include <execinfo.h>
 #include <pthread.h>
 
 #include <chrono>
@@ -150,9 +151,45 @@ Context* Worker::next_runnable() {
 // --- fiber-side scheduling ------------------------------------------------------------------
 
 void Worker::park_current() {
+  Context* self = running_;
   Context* next = nullptr;
   if (!poll_due()) next = next_runnable();
   switch_to(next ? next : &sched_);
+  // A dump may visit us while we are parked (see backtrace_of); we then return here.
+  while (bt_visit_ == self) serve_backtrace(self);
+}
+
+// --- backtraces of parked fibers (dumps) ----------------------------------------------------
+//
+// A parked fiber is suspended inside park_current's switch_to. To take its backtrace the
+// scheduler context jumps into it with the raw fcontext switch (no dispatch counted, no
+// state change: the monitor must not take a dump for progress), the fiber records
+// ::backtrace() on its own stack and jumps straight back. Only the owner thread does this,
+// from the scheduler context, so nothing else can observe the visit.
+
+int Worker::backtrace_of(Context* c, void** frames, int max) {
+  if (c->state_ != Context::State::kParked) return 0;
+  bt_visit_ = c;
+  bt_frames_ = frames;
+  bt_max_ = max;
+  bt_count_ = 0;
+  Context* self = running_;  // the scheduler context
+  void* fake_stack = nullptr;
+  sanitizer_before_switch(c->san_, &fake_stack);
+  auto from = boost::context::detail::jump_fcontext(c->fctx_, self);
+  sanitizer_after_switch(fake_stack);
+  finish_switch(from);
+  return bt_count_;
+}
+
+__attribute__((noinline)) void Worker::serve_backtrace(Context* self) {
+  bt_count_ = ::backtrace(bt_frames_, bt_max_);
+  bt_visit_ = nullptr;
+  void* fake_stack = nullptr;
+  sanitizer_before_switch(sched_.san_, &fake_stack);
+  auto from = boost::context::detail::jump_fcontext(sched_.fctx_, self);
+  sanitizer_after_switch(fake_stack);
+  finish_switch(from);
 }
 
 void Worker::yield_current() {

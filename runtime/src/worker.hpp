@@ -55,6 +55,8 @@ class Worker {
 
   // The worker running on this thread, or nullptr.
   static Worker* current() noexcept { return tls_current_; }
+  // Fork child: this thread no longer runs a worker (its loop and peers are gone).
+  static void forget_current_thread() noexcept { tls_current_ = nullptr; }
 
   // Thread body: runs the loop until the runtime stops, then tears down.
   void run();
@@ -136,6 +138,9 @@ class Worker {
     uv_async_send(&async_);
   }
 
+  // Backtrace of a parked fiber of this worker, innermost frame first (owner thread,
+  // scheduler context only). Returns the number of frames, 0 if c is not parked.
+  int backtrace_of(Context* c, void** frames, int max);
   // Appends this worker's part of a fiber dump (runs on this worker's thread).
   void dump(std::string& out, const Task* requester);
   // Asks this worker to run `fn` on its own thread, in the scheduler context.
@@ -169,6 +174,7 @@ class Worker {
     return c;
   }
   bool drain_inbox();
+  void serve_backtrace(Context* self);
   void drain_messages();
   bool find_work();  // steal from the global queue / other workers
   void idle();
@@ -197,6 +203,11 @@ class Worker {
   StackPool stacks_;
   Poller poller_;
   bool in_uv_run_ = false;  // inside uv_run: see make_ready
+  // A backtrace visit in progress (backtrace_of / serve_backtrace; owner thread only).
+  Context* bt_visit_ = nullptr;
+  void** bt_frames_ = nullptr;
+  int bt_max_ = 0;
+  int bt_count_ = 0;
   std::uint32_t poll_countdown_ = kPollInterval;  // dispatches left before the next I/O poll
   bool poll_due() {
     if (--poll_countdown_ != 0) return false;
