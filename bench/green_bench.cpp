@@ -18,6 +18,11 @@
 // Naming: ref_* are references, green_* are green; /1w and /2w give the worker count.
 #include <benchmark/benchmark.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "workloads.hpp"
 
 namespace {
@@ -59,11 +64,54 @@ void green_mutex(benchmark::State& s) {
   long total = 0;
   bench::green_mutex_contended(s, static_cast<int>(s.range(0)), &total);
   s.counters["per_op"] = Counter(static_cast<double>(total), Counter::kIsRate | Counter::kInvert);
-  s.counters["acq_per_iter"] =
-      static_cast<double>(total) /
-      static_cast<double>(std::max<benchmark::IterationCount>(1, s.iterations()));
 }
 BENCHMARK(green_mutex)->Name("green_mutex_contended/2w")->Arg(8)->ArgName("fibers")->UseRealTime();
+
+// Reference: the same rounds on OS threads and std::mutex (glibc's, which barges too).
+void std_mutex(benchmark::State& s) {
+  const int n = static_cast<int>(s.range(0));
+  std::mutex mu;
+  long counter = 0;
+  std::mutex round_mu;
+  std::condition_variable round_cv;
+  int round = 0, done = 0;
+  bool stop = false;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < n; ++i) {
+    threads.emplace_back([&] {
+      int seen = 0;
+      for (;;) {
+        {
+          std::unique_lock lk(round_mu);
+          round_cv.wait(lk, [&] { return stop || round != seen; });
+          if (stop) return;
+          seen = round;
+        }
+        for (int k = 0; k < bench::kMutexPerFiber; ++k) {
+          std::lock_guard g(mu);
+          ++counter;
+        }
+        std::lock_guard lk(round_mu);
+        if (++done == n) round_cv.notify_all();
+      }
+    });
+  }
+  for ([[maybe_unused]] auto _ : s) {
+    std::unique_lock lk(round_mu);
+    done = 0;
+    ++round;
+    round_cv.notify_all();
+    round_cv.wait(lk, [&] { return done == n; });
+  }
+  {
+    std::lock_guard lk(round_mu);
+    stop = true;
+  }
+  round_cv.notify_all();
+  for (auto& t : threads) t.join();
+  s.counters["per_op"] = Counter(static_cast<double>(counter), Counter::kIsRate | Counter::kInvert);
+}
+BENCHMARK(std_mutex)->Name("std_mutex_contended/threads")->Arg(8)->ArgName("threads")->UseRealTime();
 
 BENCHMARK(simple<bench::green_sleep0>)->Name("green_sleep0/1w");
 

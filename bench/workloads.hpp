@@ -266,43 +266,43 @@ int green_event_pingpong_2w(S& s) {
       workers(2));
 }
 
-// Mutex hand-off: `nfibers` fibers (half on each of 2 workers, main included) lock/unlock
-// one green::Mutex in a loop. Reports every acquisition through *total.
+// Mutex under contention: each iteration, `nfibers` fibers (half on each of 2 workers) take
+// one green::Mutex kPerFiber times each; the time per acquisition is the throughput of a
+// busy lock. Fixed work per iteration: with a barging mutex (green's, Go's, glibc's) one
+// fiber's share of acquisitions says little, the total does. Reports them through *total.
+inline constexpr int kMutexPerFiber = 1000;
 template <class S>
 int green_mutex_contended(S& s, int nfibers, long* total) {
   return green::run(
       [&] {
         green::Mutex mu;
-        std::atomic<bool> stop{false};
-        long counter = 0;    // guarded by mu
-        green::Event start;  // parked until all are placed: spawn_elsewhere needs an idle
-                             // worker to steal, and a running lock/unlock loop never yields
-        auto body = [&] {
-          start.wait();
-          while (!stop.load(std::memory_order_relaxed)) {
-            mu.lock();
-            ++counter;
-            mu.unlock();
-          }
-        };
+        long counter = 0;  // guarded by mu
+        green::WaitGroup round_done;
+        std::vector<std::unique_ptr<green::Channel<int>>> go;
         std::vector<green::Fiber<void>> fibers;
-        for (int i = 1; i < nfibers; ++i)
+        for (int i = 0; i < nfibers; ++i) {
+          go.push_back(std::make_unique<green::Channel<int>>(1));
+          auto body = [&, ch = go.back().get()] {
+            for (int round : *ch) {
+              (void)round;
+              for (int k = 0; k < kMutexPerFiber; ++k) {
+                mu.lock();
+                ++counter;
+                mu.unlock();
+              }
+              round_done.done();
+            }
+          };
           fibers.push_back(i % 2 ? spawn_elsewhere(body) : green::spawn(body));
-        start.set();
-        green::this_fiber::yield();
-        mu.lock();
-        long before = counter;
-        mu.unlock();
-        for ([[maybe_unused]] auto _ : s) {
-          mu.lock();
-          ++counter;
-          mu.unlock();
         }
-        mu.lock();
-        *total = counter - before;
-        stop = true;
-        mu.unlock();
+        for ([[maybe_unused]] auto _ : s) {
+          round_done.add(nfibers);
+          for (auto& ch : go) ch->send(1);
+          round_done.wait();
+        }
+        for (auto& ch : go) ch->close();
         for (auto& f : fibers) f.join();
+        *total = counter;
         return 1;
       },
       workers(2));

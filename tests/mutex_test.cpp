@@ -1,5 +1,6 @@
 // green::Mutex: mutual exclusion across workers and plain threads, try_lock forms, std lock
-// adaptors, FIFO hand-off, and destroying the mutex right after the last unlock.
+// adaptors, FIFO wake order, barging and starvation hand-off, and destroying the mutex right
+// after the last unlock.
 #include <gtest/gtest.h>
 
 #include <atomic>
@@ -276,10 +277,9 @@ TEST_P(MutexTest, FifoHandOff) {
   });
 }
 
-TEST_P(MutexTest, UnlockHandsOffInsteadOfBarging) {
-  // With waiters queued, unlock() passes ownership to the oldest one: an immediate try_lock
-  // by the unlocker fails.
-  // Waiters share the main fiber's worker, so each one has parked before main resumes.
+TEST_P(MutexTest, UnlockHandsOffToAWaiterOnTheSameWorker) {
+  // A waiter of the unlocker's own worker gets the lock handed over: an immediate try_lock by
+  // the unlocker fails (FIFO among a worker's fibers; a lock/unlock loop cannot starve them).
   run([] {
     green::Mutex m;
     m.lock();
@@ -294,8 +294,77 @@ TEST_P(MutexTest, UnlockHandsOffInsteadOfBarging) {
     m.unlock();
     bool barged = m.try_lock();
     if (barged) m.unlock();
-    EXPECT_FALSE(barged) << "unlock with a parked waiter did not hand the lock over";
+    EXPECT_FALSE(barged) << "unlock with a parked waiter on this worker did not hand over";
     w.join();
+  });
+}
+
+// Starts a plain OS thread that blocks in m.lock() (a remote waiter: it needs a futex wake-up)
+// and returns once it is surely parked.
+std::thread remote_locker(green::Mutex& m, std::atomic<int>& got) {
+  std::atomic<bool> about{false};
+  std::thread t([&m, &got, &about] {
+    about = true;
+    m.lock();
+    got = 1;
+    m.unlock();
+  });
+  while (!about.load()) green::this_fiber::sleep_for(1ms);
+  green::this_fiber::sleep_for(20ms);  // parked, and waiting for well over 1 ms
+  return t;
+}
+
+TEST_P(MutexTest, RunningFiberMayBargeAheadOfARemoteWaiter) {
+  // Normal mode: unlock() wakes a waiter elsewhere but does not hand it the lock, so the
+  // still-running unlocker can take it again at once (the woken thread needs microseconds to
+  // come back). The waiter gets it afterwards.
+  run([] {
+    int barged = 0;
+    for (int round = 0; round < 20 && barged == 0; ++round) {
+      green::Mutex m;
+      std::atomic<int> got{0};
+      m.lock();
+      std::thread t = remote_locker(m, got);
+      m.unlock();
+      if (m.try_lock()) {
+        ++barged;
+        m.unlock();
+      }
+      t.join();
+      EXPECT_EQ(got.load(), 1);
+    }
+    EXPECT_GT(barged, 0) << "unlock always handed the lock to a remote waiter";
+  });
+}
+
+TEST_P(MutexTest, StarvingWaiterGetsTheLockHandedOver) {
+  // A remote waiter that waited more than 1 ms and still lost the race switches the mutex to
+  // hand-off mode: the next unlock passes ownership to it and the unlocker cannot barge.
+  run([] {
+    for (int round = 0; round < 20; ++round) {
+      green::Mutex m;
+      std::atomic<int> got{0};
+      m.lock();
+      std::thread t = remote_locker(m, got);
+      m.unlock();         // wakes it (normal mode)...
+      if (!m.try_lock()) {  // ...it won the race this time: try again
+        t.join();
+        continue;
+      }
+      green::this_fiber::sleep_for(20ms);  // it comes back, loses, starves, parks again
+      EXPECT_EQ(got.load(), 0);
+      m.unlock();  // hands over
+      bool barged = m.try_lock();
+      if (barged) m.unlock();
+      EXPECT_FALSE(barged) << "a starving waiter did not get the lock handed over";
+      t.join();
+      EXPECT_EQ(got.load(), 1);
+      // Back to normal mode once the queue drained.
+      EXPECT_TRUE(m.try_lock());
+      m.unlock();
+      return;
+    }
+    ADD_FAILURE() << "never managed to barge ahead of the remote waiter";
   });
 }
 

@@ -172,6 +172,12 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
   return true;
 }
 
+bool waiter_is_local(const Waiter* w) noexcept {
+  if (w->owner) w = w->owner;
+  Worker* self = Worker::current();
+  return self && w->context && w->context->worker_ == self;
+}
+
 void throw_if_interrupted(WakeReason r) {
   if (r == WakeReason::kCancelled) throw Cancelled();
   if (r == WakeReason::kDeadline) throw TimedOut();

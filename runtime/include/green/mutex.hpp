@@ -2,9 +2,16 @@
 // Also works from plain OS threads, which block as with std::mutex. Satisfies Lockable and
 // TimedLockable, so std::lock_guard / std::unique_lock / std::scoped_lock work.
 //
-// Fairness: FIFO hand-off. unlock() with waiters passes ownership directly to the oldest
-// waiter, so no waiter starves. lock() is a blocking call: it honours cancellation and
-// green::Deadline (throwing Cancelled / TimedOut, the lock not taken).
+// Fairness (Go's sync.Mutex design): unlock() wakes the oldest waiter but does not hand it
+// the lock; a fiber that is already running may take it first ("barging"), and the woken one
+// tries again from the front of the queue. Handing the lock over on every unlock would make
+// every contended acquisition wait for the waiter's worker to wake up (~10 us across workers,
+// measured in bench/), so throughput collapses exactly when the lock is busiest. Two cases
+// get the lock handed over instead (FIFO, no barging): a waiter on the unlocker's own worker
+// (it runs as soon as the unlocker blocks, so this costs nothing), and any waiter once one has
+// waited longer than 1 ms (hand-off mode until the queue drains), so no waiter starves. lock() is a blocking
+// call: it honours cancellation and green::Deadline (throwing Cancelled / TimedOut, the lock
+// not taken).
 #pragma once
 
 #include <atomic>
@@ -29,10 +36,15 @@ class GREEN_API Mutex {
       return;
     lock_slow(detail::kNoDeadline, true);
   }
+  // May fail spuriously while another thread edits the wait queue (allowed for try_lock).
   bool try_lock() noexcept {
-    std::uint32_t expected = 0;
-    return state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
-                                          std::memory_order_relaxed);
+    std::uint32_t s = state_.load(std::memory_order_relaxed);
+    while (!(s & (kLocked | kQueueLock | kStarving))) {
+      if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
+                                       std::memory_order_relaxed))
+        return true;
+    }
+    return false;
   }
   template <class Rep, class Period>
   bool try_lock_for(std::chrono::duration<Rep, Period> d) {
@@ -56,16 +68,20 @@ class GREEN_API Mutex {
 
  private:
   friend class CondVar;
-  // state_ bits: kLocked (owned), kQueueLock (guards waiters_), kWaiters (waiters_ non-empty).
-  // The unlocker's last access to *this is the single store that clears kQueueLock, so a
-  // woken owner may destroy the mutex right after its own unlock.
-  static constexpr std::uint32_t kLocked = 1, kQueueLock = 2, kWaiters = 4;
+  // state_ bits: kLocked (owned), kQueueLock (guards waiters_ and every other bit change
+  // except the lock-free CASes that require it clear), kWaiters (waiters_ non-empty), kWoken
+  // (an unlock woke a waiter that has not come back yet: later unlocks wake nobody more),
+  // kStarving (hand-off mode). The unlocker's last access to *this is the single store that
+  // clears kQueueLock, so a woken owner may destroy the mutex right after its own unlock.
+  static constexpr std::uint32_t kLocked = 1, kQueueLock = 2, kWaiters = 4, kWoken = 8,
+                                 kStarving = 16;
   bool lock_slow(detail::TimePoint deadline, bool interruptible);
   void unlock_slow();
   std::uint32_t acquire_queue();  // spins until kQueueLock is ours; returns the state seen
 
   std::atomic<std::uint32_t> state_{0};
   detail::WaitList waiters_;  // guarded by kQueueLock
+  detail::TimePoint woken_at_{};  // when kWoken was set; guarded by kQueueLock
 };
 
 }  // namespace green

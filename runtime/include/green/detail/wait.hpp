@@ -89,6 +89,13 @@ class WaitList {
     tail_ = w;
     w->linked = true;
   }
+  void push_front(Waiter* w) {
+    w->prev = nullptr;
+    w->next = head_;
+    if (head_) head_->prev = w; else tail_ = w;
+    head_ = w;
+    w->linked = true;
+  }
   Waiter* pop_front() {
     Waiter* w = head_;
     if (w) remove(w);
@@ -151,6 +158,10 @@ GREEN_API WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock,
 // Makes `w` runnable with `reason` if nobody woke it yet. Returns false if it was already
 // woken. Callable from any thread, including the worker loop.
 GREEN_API bool wake(Waiter* w, WakeReason reason) noexcept;
+
+// True if `w` is a parked fiber of the worker running on the calling thread (it can only
+// run once the caller blocks or yields). Call with the lock of w's list held.
+GREEN_API bool waiter_is_local(const Waiter* w) noexcept;
 
 // Throws green::Cancelled for kCancelled and green::TimedOut for kDeadline.
 GREEN_API void throw_if_interrupted(WakeReason r);
