@@ -47,8 +47,6 @@ const char* kind_name(WaitKind k) {
 constexpr int kBacktraceFibers = 64;
 constexpr int kMaxFrames = 24;
 constexpr int kShownFrames = 12;
-// Innermost frames that are the visit itself: Worker::serve_backtrace, Worker::park_current.
-constexpr int kVisitFrames = 2;
 
 // A demangled name without its parameter list ("ns::Class<T>::fn(...)"): the types of a
 // chrono-heavy signature would bury the names.
@@ -161,9 +159,8 @@ void Worker::dump(std::string& out, const Task* requester) {
         ++traced;
         void* frames[kMaxFrames];
         int n = backtrace_of(c, frames, kMaxFrames);
-        for (int i = kVisitFrames; i < n && i < kVisitFrames + kShownFrames; ++i)
-          describe_frame(o, i - kVisitFrames, frames[i]);
-        if (n - kVisitFrames > kShownFrames) o << "      ...\n";
+        for (int i = 0; i < n && i < kShownFrames; ++i) describe_frame(o, i, frames[i]);
+        if (n > kShownFrames) o << "      ...\n";
         continue;
       }
     }

@@ -184,6 +184,16 @@ int Worker::backtrace_of(Context* c, void** frames, int max) {
 
 __attribute__((noinline)) void Worker::serve_backtrace(Context* self) {
   bt_count_ = ::backtrace(bt_frames_, bt_max_);
+  // Drop the frames of the visit itself (this function, park_current, and whatever a
+  // sanitizer's backtrace interceptor adds): everything up to our return into park_current.
+  void* in_park_current = __builtin_return_address(0);
+  for (int i = 0; i < bt_count_; ++i) {
+    if (bt_frames_[i] == in_park_current) {
+      for (int k = i + 1; k < bt_count_; ++k) bt_frames_[k - i - 1] = bt_frames_[k];
+      bt_count_ -= i + 1;
+      break;
+    }
+  }
   bt_visit_ = nullptr;
   void* fake_stack = nullptr;
   sanitizer_before_switch(sched_.san_, &fake_stack);

@@ -138,8 +138,9 @@ class Worker {
     uv_async_send(&async_);
   }
 
-  // Backtrace of a parked fiber of this worker, innermost frame first (owner thread,
-  // scheduler context only). Returns the number of frames, 0 if c is not parked.
+  // Backtrace of a parked fiber of this worker, innermost frame first, starting at the
+  // frame that called park_current (owner thread, scheduler context only). Returns the number
+  // of frames, 0 if c is not parked.
   int backtrace_of(Context* c, void** frames, int max);
   // Appends this worker's part of a fiber dump (runs on this worker's thread).
   void dump(std::string& out, const Task* requester);
