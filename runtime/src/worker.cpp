@@ -204,6 +204,21 @@ __attribute__((noinline)) void Worker::serve_backtrace(Context* self) {
 
 void Worker::yield_current() {
   Context* self = running_;
+  // Fast path: another started fiber is ready, no unstarted task waits (they go first, see
+  // below), nothing arrived from other threads and no poll is due. Plain loads only.
+  if (__builtin_expect(ready_head_ != nullptr && poll_countdown_ > 1 && runq_.empty() &&
+                           rt_->global_.size() == 0 && !inbox_.load(std::memory_order_relaxed),
+                       1)) {
+    --poll_countdown_;
+    Context* next = pop_ready();
+    push_ready(self);
+    switch_to(next);
+    return;
+  }
+  yield_slow(self);
+}
+
+__attribute__((noinline)) void Worker::yield_slow(Context* self) {
   Context* next = nullptr;
   if (poll_due()) {
     next = &sched_;

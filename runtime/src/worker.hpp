@@ -175,6 +175,7 @@ class Worker {
     return c;
   }
   bool drain_inbox();
+  void yield_slow(Context* self);
   void serve_backtrace(Context* self);
   void drain_messages();
   bool find_work();  // steal from the global queue / other workers
