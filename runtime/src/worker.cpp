@@ -4,6 +4,7 @@
 
 #include <execinfo.h>
 #include <pthread.h>
+#include <time.h>
 
 #include <chrono>
 #include <cstdio>
@@ -149,6 +150,16 @@ Context* Worker::next_runnable() {
 }
 
 // --- fiber-side scheduling ------------------------------------------------------------------
+
+std::int64_t Worker::now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+__attribute__((noinline)) bool Worker::poll_period_elapsed() noexcept {
+  return now_ns() - last_poll_ns_ >= kPollPeriodNs;
+}
 
 void Worker::park_current() {
   Context* self = running_;

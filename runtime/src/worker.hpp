@@ -6,8 +6,9 @@
 //   2. take messages from other threads (inbox of readied fibers, closed fds).
 //   3. run: switch to the first ready fiber or start a queued task. Fibers then hand the CPU
 //      directly to each other (park/yield/exit pick the next fiber themselves) and come back
-//      to the scheduler only when nothing is runnable or every kPollInterval dispatches, so
-//      I/O and timers are polled regularly even when run queues never drain.
+//      to the scheduler only when nothing is runnable or every kPollInterval dispatches (and
+//      at least kPollPeriod apart), so I/O and timers are polled regularly even when run
+//      queues never drain.
 //   4. idle: steal unstarted tasks from the global queue and other workers, spin briefly,
 //      then block in uv_run(UV_RUN_ONCE) until a timer, an fd or uv_async_send wakes it.
 //
@@ -149,6 +150,7 @@ class Worker {
 
  private:
   static constexpr std::uint32_t kPollInterval = 61;  // dispatches between I/O polls (Go's 61)
+  static constexpr std::int64_t kPollPeriodNs = 20'000;  // ... and at least this long
   static constexpr std::size_t kMaxPooledContexts = 1024;
 
   Context* next_runnable();       // ready fiber, or a context bound to a new task, or nullptr
@@ -184,7 +186,9 @@ class Worker {
     in_uv_run_ = true;
     uv_run(&loop_, mode);
     in_uv_run_ = false;
+    last_poll_ns_ = now_ns();
   }
+  static std::int64_t now_ns() noexcept;
   void teardown();
   void install_overflow_handler_on_this_thread();
   void retire(Context* c);
@@ -211,11 +215,17 @@ class Worker {
   int bt_max_ = 0;
   int bt_count_ = 0;
   std::uint32_t poll_countdown_ = kPollInterval;  // dispatches left before the next I/O poll
+  std::int64_t last_poll_ns_ = 0;                 // CLOCK_MONOTONIC at the end of the last poll
+  // True when the running fiber should hand the CPU to the scheduler context for an I/O poll:
+  // every kPollInterval dispatches, but not more often than kPollPeriod (one vDSO clock read
+  // per kPollInterval dispatches; a fiber-switching hot loop then pays no epoll_wait syscall
+  // and no extra switches per 61 dispatches, and I/O waits at most kPollPeriod longer).
   bool poll_due() {
     if (--poll_countdown_ != 0) return false;
     poll_countdown_ = kPollInterval;
-    return true;
+    return poll_period_elapsed();
   }
+  bool poll_period_elapsed() noexcept;
 
   // msg_mu_ guards closed_fds_, cancels_, calls_, accepting_ (a SpinLock: no libc locks
   // under the shim).
