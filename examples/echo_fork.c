@@ -25,6 +25,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "server_args.h"
+
 static void serve(int fd) {
   char buf[16384];
   for (;;) {
@@ -46,50 +48,15 @@ static void serve(int fd) {
   }
 }
 
-static void usage(const char* argv0) {
-  fprintf(stderr, "usage: %s [--port N] [--host 127.0.0.1]\n", argv0);
-  exit(2);
-}
-
 int main(int argc, char** argv) {
-  const char* host = "127.0.0.1";
-  int port = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-      port = atoi(argv[++i]);
-    } else if (!strcmp(argv[i], "--host") && i + 1 < argc) {
-      host = argv[++i];
-    } else {
-      usage(argv[0]);
-    }
-  }
+  ServerArgs args = {"127.0.0.1", 0, NULL, NULL};
+  server_parse_args(argc, argv, &args);
   signal(SIGPIPE, SIG_IGN);
   signal(SIGCHLD, SIG_IGN); /* children are reaped by the kernel */
   pid_t parent = getpid();
 
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  if (lfd < 0) {
-    perror("socket");
-    return 1;
-  }
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-    fprintf(stderr, "bad --host %s (IPv4 dotted quad expected)\n", host);
-    return 2;
-  }
-  if (bind(lfd, (struct sockaddr*)&sa, sizeof sa) < 0 || listen(lfd, 4096) < 0) {
-    perror("bind/listen");
-    return 1;
-  }
-  socklen_t len = sizeof sa;
-  getsockname(lfd, (struct sockaddr*)&sa, &len);
-  printf("listening on %d\n", ntohs(sa.sin_port));
-  fflush(stdout);
+  int lfd = server_listen(&args);
+  int one = 1; /* for TCP_NODELAY on each connection */
 
   int warned = 0;
   for (;;) {

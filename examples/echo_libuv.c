@@ -19,6 +19,8 @@
 #include <string.h>
 #include <uv.h>
 
+#include "server_args.h"
+
 typedef struct {
   uv_tcp_t tcp; /* first member: the handle pointer is the conn pointer */
   uv_write_t wreq;
@@ -83,23 +85,11 @@ static void on_connection(uv_stream_t* server, int status) {
   if (uv_read_start((uv_stream_t*)&c->tcp, on_alloc, on_read) < 0) conn_close(c);
 }
 
-static void usage(const char* argv0) {
-  fprintf(stderr, "usage: %s [--port N] [--host 127.0.0.1]\n", argv0);
-  exit(2);
-}
-
 int main(int argc, char** argv) {
-  const char* host = "127.0.0.1";
-  int port = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-      port = atoi(argv[++i]);
-    } else if (!strcmp(argv[i], "--host") && i + 1 < argc) {
-      host = argv[++i];
-    } else {
-      usage(argv[0]);
-    }
-  }
+  ServerArgs args = {"127.0.0.1", 0, NULL, NULL};
+  server_parse_args(argc, argv, &args);
+  const char* host = args.host;
+  int port = args.port;
   signal(SIGPIPE, SIG_IGN);
   uv_loop_t* loop = uv_default_loop();
   uv_tcp_t server;

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "http_common.h"
+#include "server_args.h"
 
 static const char* g_root = ".";
 
@@ -105,46 +106,14 @@ static void* serve(void* arg) {
   return NULL;
 }
 
-static void usage(const char* argv0) {
-  fprintf(stderr, "usage: %s [--port N] [--host 127.0.0.1] [--root DIR]\n", argv0);
-  exit(2);
-}
-
 int main(int argc, char** argv) {
-  const char* host = "127.0.0.1";
-  int port = 0;
-  for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--port") && i + 1 < argc) {
-      port = atoi(argv[++i]);
-    } else if (!strcmp(argv[i], "--host") && i + 1 < argc) {
-      host = argv[++i];
-    } else if (!strcmp(argv[i], "--root") && i + 1 < argc) {
-      g_root = argv[++i];
-    } else {
-      usage(argv[0]);
-    }
-  }
+  ServerArgs args = {"127.0.0.1", 0, "--root", g_root};
+  server_parse_args(argc, argv, &args);
+  g_root = args.extra_value;
   signal(SIGPIPE, SIG_IGN);
 
-  int lfd = socket(AF_INET, SOCK_STREAM, 0);
-  int one = 1;
-  setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  sa.sin_port = htons((uint16_t)port);
-  if (inet_pton(AF_INET, host, &sa.sin_addr) != 1) {
-    fprintf(stderr, "bad --host %s (IPv4 dotted quad expected)\n", host);
-    return 2;
-  }
-  if (lfd < 0 || bind(lfd, (struct sockaddr*)&sa, sizeof sa) < 0 || listen(lfd, 4096) < 0) {
-    perror("socket/bind/listen");
-    return 1;
-  }
-  socklen_t slen = sizeof sa;
-  getsockname(lfd, (struct sockaddr*)&sa, &slen);
-  printf("listening on %d\n", ntohs(sa.sin_port));
-  fflush(stdout);
+  int lfd = server_listen(&args);
+  int one = 1; /* for TCP_NODELAY on each connection */
 
   pthread_attr_t attr;
   pthread_attr_init(&attr);
