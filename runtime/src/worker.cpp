@@ -184,12 +184,7 @@ int Worker::backtrace_of(Context* c, void** frames, int max) {
   bt_frames_ = frames;
   bt_max_ = max;
   bt_count_ = 0;
-  Context* self = running_;  // the scheduler context
-  void* fake_stack = nullptr;
-  sanitizer_before_switch(c->san_, &fake_stack);
-  auto from = boost::context::detail::jump_fcontext(c->fctx_, self);
-  sanitizer_after_switch(fake_stack);
-  finish_switch(from);
+  jump(c, running_);  // from the scheduler context; serve_backtrace jumps back
   return bt_count_;
 }
 
@@ -206,11 +201,7 @@ __attribute__((noinline)) void Worker::serve_backtrace(Context* self) {
     }
   }
   bt_visit_ = nullptr;
-  void* fake_stack = nullptr;
-  sanitizer_before_switch(sched_.san_, &fake_stack);
-  auto from = boost::context::detail::jump_fcontext(sched_.fctx_, self);
-  sanitizer_after_switch(fake_stack);
-  finish_switch(from);
+  jump(&sched_, self);
 }
 
 void Worker::yield_current() {

@@ -98,9 +98,14 @@ class Worker {
     dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     running_task_.store(next->task_, std::memory_order_relaxed);
     running_ctx_.store(next, std::memory_order_release);  // pairs with the monitor's acquire
+    jump(next, self);
+  }
+  // The machine switch alone, with the sanitizers told: no bookkeeping (switch_to does that;
+  // the backtrace visits of dumps use it bare).
+  __attribute__((always_inline)) void jump(Context* to, Context* self) {
     void* fake_stack = nullptr;
-    sanitizer_before_switch(next->san_, &fake_stack);
-    auto from = boost::context::detail::jump_fcontext(next->fctx_, self);
+    sanitizer_before_switch(to->san_, &fake_stack);
+    auto from = boost::context::detail::jump_fcontext(to->fctx_, self);
     sanitizer_after_switch(fake_stack);
     finish_switch(from);
   }
