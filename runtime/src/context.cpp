@@ -2,6 +2,7 @@
 #include "context.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
@@ -106,11 +107,47 @@ void Context::entry(fc::transfer_t from) {
   sanitizer_after_switch(nullptr);
   Worker* w = Worker::current();
   Context* self = w->running();
-  w->finish_switch(from);
+  finish_switch(from);
   for (;;) {
     run_task(w, self->task_);
     w->context_done(self);  // returns with self->task_ set to the next task
   }
+}
+
+// --- timed waits ------------------------------------------------------------------------------
+
+void Context::on_timer(uv_timer_t* t) {
+  auto* c = static_cast<Context*>(t->data);
+  Waiter* w = c->timed_waiter_;
+  if (!w) return;
+  auto now = Clock::now();
+  if (now < c->timer_deadline_) {  // libuv's clock is in ms and may lag: never wake early
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(c->timer_deadline_ - now).count();
+    uv_timer_start(t, on_timer, static_cast<std::uint64_t>(left), 0);
+    return;
+  }
+  wake(w, WakeReason::kTimeout);
+}
+
+void Context::arm_timer(Waiter* w, TimePoint deadline) {
+  uv_loop_t* loop = worker_->loop();
+  if (!timer_init_) {
+    uv_timer_init(loop, &timer_);
+    timer_.data = this;
+    timer_init_ = true;
+  }
+  timed_waiter_ = w;
+  timer_deadline_ = deadline;
+  uv_update_time(loop);
+  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
+  if (left < 0) left = 0;
+  uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(left), 0);
+}
+
+void Context::disarm_timer() noexcept {
+  if (!timed_waiter_) return;  // not armed (e.g. the deadline had passed on entry)
+  uv_timer_stop(&timer_);
+  timed_waiter_ = nullptr;
 }
 
 }  // namespace green::detail

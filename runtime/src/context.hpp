@@ -15,6 +15,13 @@
 // and is never unwound; abandoned fibers are dropped with their stacks at shutdown). Calling
 // the fcontext layer directly keeps the switch within a few instructions of the raw cost.
 //
+// Context owns everything Boost.Context: the stack's machine state (`fctx_`, private), the
+// switch (jump(), the only call of jump_fcontext) and the entry of a new stack. Worker decides
+// *which* context runs next and does the bookkeeping (Worker::switch_to); Context does the
+// switch itself. It also owns the fiber's libuv timer for timed waits (arm_timer /
+// disarm_timer / timer_deadline): one uv_timer_t per context, initialised on first use and
+// closed by destroy().
+//
 // Fields are touched only by the owning worker's thread, except `next_`, which links the
 // Context into the owner's inbox when another thread makes it runnable (see Worker::inbox_).
 #pragma once
@@ -47,8 +54,28 @@ class Context {
   // Releases the stack (the Context lives on it). Must not be the running context.
   void destroy() noexcept;
 
+  // The machine switch: suspends this context (the one running on this thread) and resumes
+  // `to`; returns when some context switches back to this one. Tells the sanitizers; no
+  // bookkeeping (Worker::switch_to does that; the backtrace visits of dumps use it bare).
+  // Inline: it is the heart of every hot path.
+  __attribute__((always_inline)) void jump(Context* to) {
+    void* fake_stack = nullptr;
+    sanitizer_before_switch(to->san_, &fake_stack);
+    auto from = boost::context::detail::jump_fcontext(to->fctx_, this);
+    sanitizer_after_switch(fake_stack);
+    finish_switch(from);
+  }
+
+  // Timed waits (owner thread, on this context's fiber): arms the timer to wake `w` with
+  // kTimeout at `deadline` (never earlier); disarm_timer() stops it once the wait is over.
+  void arm_timer(Waiter* w, TimePoint deadline);
+  void disarm_timer() noexcept;
+  // The deadline of the armed timed wait, kNoDeadline if none (dumps).
+  TimePoint timer_deadline() const noexcept {
+    return timed_waiter_ ? timer_deadline_ : kNoDeadline;
+  }
+
   Worker* const worker_;
-  boost::context::detail::fcontext_t fctx_ = nullptr;  // suspended machine state
   Task* task_ = nullptr;
   Context* next_ = nullptr;  // ready queue / inbox / pool link
   Context* all_next_ = nullptr;  // Worker::all_contexts_ (owner thread only; dumps, gdb)
@@ -74,12 +101,6 @@ class Context {
   bool is_scheduler_ = false;
   bool retire_ = false;       // destroy after switching away (pool over capacity)
 
-  // Timed waits: one libuv timer per context, initialised on first use.
-  bool timer_init_ = false;
-  uv_timer_t timer_;
-  Waiter* timed_waiter_ = nullptr;
-  TimePoint timer_deadline_{};
-
   Stack stack_;
   SanitizerState san_;
 
@@ -94,6 +115,23 @@ class Context {
 
  private:
   static void entry(boost::context::detail::transfer_t from);
+  // First thing a context does when it gets the CPU: records the suspended state of the
+  // context that switched to it (and retires that one if it asked to be).
+  static void finish_switch(boost::context::detail::transfer_t from) noexcept {
+    auto* prev = static_cast<Context*>(from.data);
+    prev->fctx_ = from.fctx;
+    if (prev->retire_) prev->destroy();
+  }
+  static void on_timer(uv_timer_t* t);
+
+  // Suspended machine state while this context is not running (tools/green-gdb.py reads it).
+  boost::context::detail::fcontext_t fctx_ = nullptr;
+
+  // Timed waits: one libuv timer per context, initialised on first use.
+  bool timer_init_ = false;
+  uv_timer_t timer_;
+  Waiter* timed_waiter_ = nullptr;  // the armed wait; nullptr: timer idle
+  TimePoint timer_deadline_{};
 };
 
 }  // namespace green::detail

@@ -146,8 +146,8 @@ void Worker::dump(std::string& out, const Task* requester) {
             o << " " << w->object;
           }
         }
-        if (c->timed_waiter_) {
-          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(c->timer_deadline_ - now);
+        if (TimePoint d = c->timer_deadline(); d != kNoDeadline) {
+          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d - now);
           o << ", " << (w && w->kind == WaitKind::kSleep ? "wakes" : "times out") << " in "
             << ms.count() << " ms";
         }

@@ -1,8 +1,8 @@
 // park/wake: the suspend/resume primitive under every blocking call (see detail/wait.hpp).
 //
 // On a fiber, park() records the Waiter for cancellation (Task::waiter_), arms the
-// context's libuv timer for the effective deadline (the earlier of the call's own and the
-// fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
+// context's timer (Context::arm_timer) for the effective deadline (the earlier of the call's own
+// and the fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
 // CAS on Waiter::state makes the fiber runnable on its own worker.
 //
 // Off a fiber (a plain OS thread using green primitives), park() sleeps on a futex on
@@ -65,34 +65,6 @@ WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
   }
 }
 
-void on_timer(uv_timer_t* t) {
-  auto* c = static_cast<Context*>(t->data);
-  Waiter* w = c->timed_waiter_;
-  if (!w) return;
-  auto now = Clock::now();
-  if (now < c->timer_deadline_) {  // libuv's clock is in ms and may lag: never wake early
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(c->timer_deadline_ - now).count();
-    uv_timer_start(t, on_timer, static_cast<std::uint64_t>(left), 0);
-    return;
-  }
-  wake(w, WakeReason::kTimeout);
-}
-
-void arm_timer(Context* c, Waiter* w, TimePoint deadline) {
-  uv_loop_t* loop = c->worker_->loop();
-  if (!c->timer_init_) {
-    uv_timer_init(loop, &c->timer_);
-    c->timer_.data = c;
-    c->timer_init_ = true;
-  }
-  c->timed_waiter_ = w;
-  c->timer_deadline_ = deadline;
-  uv_update_time(loop);
-  auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
-  if (left < 0) left = 0;
-  uv_timer_start(&c->timer_, on_timer, static_cast<std::uint64_t>(left), 0);
-}
-
 }  // namespace
 
 void SpinLock::lock_slow() noexcept {
@@ -132,7 +104,7 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
     if (Clock::now() >= deadline) {
       wake(&w, WakeReason::kTimeout);
     } else {
-      arm_timer(c, &w, deadline);
+      c->arm_timer(&w, deadline);
     }
   }
   unlock();
@@ -140,10 +112,7 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   // consumed exactly once (park_current may pick this very context and return at once).
   wk->park_current();
   // Resumed: whoever won the CAS queued us exactly once; we are running again.
-  if (deadline != kNoDeadline && c->timer_init_) {  // not armed if it expired on entry
-    uv_timer_stop(&c->timer_);
-    c->timed_waiter_ = nullptr;
-  }
+  if (deadline != kNoDeadline) c->disarm_timer();
   t->waiter_ = nullptr;
   WakeReason r = w.reason();
   if (r == WakeReason::kCancelled) t->cancel_pending_.store(false, std::memory_order_relaxed);

@@ -184,7 +184,7 @@ int Worker::backtrace_of(Context* c, void** frames, int max) {
   bt_frames_ = frames;
   bt_max_ = max;
   bt_count_ = 0;
-  jump(c, running_);  // from the scheduler context; serve_backtrace jumps back
+  running_->jump(c);  // from the scheduler context; serve_backtrace jumps back
   return bt_count_;
 }
 
@@ -201,7 +201,7 @@ __attribute__((noinline)) void Worker::serve_backtrace(Context* self) {
     }
   }
   bt_visit_ = nullptr;
-  jump(&sched_, self);
+  self->jump(&sched_);
 }
 
 void Worker::yield_current() {
@@ -268,7 +268,7 @@ void Worker::context_done(Context* ctx) {
     ctx->state_ = Context::State::kIdle;
     pool_.push_back(ctx);
   } else {
-    ctx->retire_ = true;  // destroyed by finish_switch on the next context
+    ctx->retire_ = true;  // destroyed by Context::finish_switch on the next context
   }
   switch_to(next);
   // Taken from the pool by context_for(): task_ is set.

@@ -98,23 +98,7 @@ class Worker {
     dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     running_task_.store(next->task_, std::memory_order_relaxed);
     running_ctx_.store(next, std::memory_order_release);  // pairs with the monitor's acquire
-    jump(next, self);
-  }
-  // The machine switch alone, with the sanitizers told: no bookkeeping (switch_to does that;
-  // the backtrace visits of dumps use it bare).
-  __attribute__((always_inline)) void jump(Context* to, Context* self) {
-    void* fake_stack = nullptr;
-    sanitizer_before_switch(to->san_, &fake_stack);
-    auto from = boost::context::detail::jump_fcontext(to->fctx_, self);
-    sanitizer_after_switch(fake_stack);
-    finish_switch(from);
-  }
-  // First thing a context does when it gets the CPU: records the suspended state of the
-  // context that switched to it (and retires that one if it asked to be).
-  void finish_switch(boost::context::detail::transfer_t from) {
-    auto* prev = static_cast<Context*>(from.data);
-    prev->fctx_ = from.fctx;
-    if (prev->retire_) prev->destroy();
+    self->jump(next);
   }
   Context* running() const { return running_; }
   uv_loop_t* loop() { return &loop_; }
