@@ -13,6 +13,9 @@
 //            poll(2) on fds the shim itself switched to O_NONBLOCK).
 #pragma once
 
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <chrono>
 #include <cstdint>
@@ -22,30 +25,20 @@
 #include "green/detail/wait.hpp"
 #include "real.hpp"
 
-// Hooks are defined under an internal C++ name (green_hook_<name>, so glibc's own
-// declarations with their exception specifications do not clash) and bound to the libc name:
-//   GREEN_HOOK(ret, name, (params))   an asm label; in the preload library the version script
-//                                     green_preload.map puts `name` in glibc's version node.
-//   GREEN_HOOK_MV("DEF", "COMPAT", ret, name, (params))
-//                                     symbols glibc has in two versions (e.g. pthread_create
-//                                     GLIBC_2.34 and GLIBC_2.2.5). The preload library binds
-//                                     both with .symver, which must sit in the defining file;
-//                                     the link-time library (no versions) uses the asm label.
+// Hooks. Every hook is one row of shim/symbols.txt (name, glibc versions, real pointer,
+// signature, start-up fallback) and one definition in its hook file:
+//   GREEN_HOOK(id) { body }
+// GREEN_HOOK expands to the head shim/gen_symbols.py generated for the row (green_shim_table.hpp,
+// in the build directory): the exported function green_hook_<id>, bound to the libc name (an
+// asm label listed in the version script, or .symver lines for names with several versions,
+// which must sit in the defining file; the link-time library green::hooks binds the plain
+// name), whose prologue is
+//   if (!real::ensure_resolved()) return <the row's fallback>;   (none if the fallback is -)
+// and which then calls the body, a static function with the row's parameters (inlined).
+// An id without a row does not compile: "'GREEN_SHIM_NO_ROW_IN_SYMBOLS_TXT_<id>' does not name
+// a type".
 #define GREEN_SHIM_EXPORT __attribute__((visibility("default")))
-#define GREEN_SHIM_STR2(x) #x
-#define GREEN_SHIM_STR(x) GREEN_SHIM_STR2(x)
-#define GREEN_HOOK(ret, name, params)                                                     \
-  extern "C" GREEN_SHIM_EXPORT ret green_hook_##name params __asm__(GREEN_SHIM_STR(name)); \
-  extern "C" ret green_hook_##name params
-#ifdef GREEN_SHIM_PRELOAD
-#define GREEN_HOOK_MV(def, compat, ret, name, params)                             \
-  __asm__(".symver green_hook_" #name ", " #name "@@" def "\n\t"                 \
-          ".symver green_hook_" #name ", " #name "@" compat);                      \
-  extern "C" GREEN_SHIM_EXPORT ret green_hook_##name params;                        \
-  extern "C" ret green_hook_##name params
-#else
-#define GREEN_HOOK_MV(def, compat, ret, name, params) GREEN_HOOK(ret, name, params)
-#endif
+#define GREEN_HOOK(id) GREEN_SHIM_NO_ROW_IN_SYMBOLS_TXT_##id GREEN_SHIM_HOOK_##id
 
 namespace green::shim {
 
@@ -77,8 +70,8 @@ class ErrnoGuard {
 };
 
 using detail::Clock;
-using detail::TimePoint;
 using detail::kNoDeadline;
+using detail::TimePoint;
 
 // Deadline `ms` milliseconds from now; negative: none (poll's convention).
 inline TimePoint deadline_ms(long long ms) {
@@ -99,6 +92,23 @@ inline bool timespec_valid(const timespec* ts) {
 TimePoint deadline_from_abs(clockid_t clock, const timespec& abs) noexcept;
 // Milliseconds left until `d` (rounded up), 0 if passed, -1 for none.
 int ms_until(TimePoint d) noexcept;
+
+// Start-up fallbacks of the table (raw syscalls; used only inside dlsym at start-up).
+inline int raw_sleep_ns(long long ns) noexcept {
+  timespec ts{static_cast<time_t>(ns / 1000000000LL), static_cast<long>(ns % 1000000000LL)};
+  return static_cast<int>(::syscall(SYS_nanosleep, &ts, nullptr));
+}
+inline int raw_pselect(int n, fd_set* r, fd_set* w, fd_set* x, const timespec* ts,
+                       const sigset_t* mask) noexcept {
+  timespec t{};  // the kernel updates the timeout; pselect's is const
+  if (ts) t = *ts;
+  struct {
+    const sigset_t* set;
+    size_t size;
+  } data{mask, _NSIG / 8};
+  return static_cast<int>(
+      ::syscall(SYS_pselect6, n, r, w, x, ts ? &t : nullptr, mask ? &data : nullptr));
+}
 
 // Parks the calling fiber until `d` (kTimeout) or a cancellation (kCancelled/kDeadline).
 detail::WakeReason sleep_until(TimePoint d) noexcept;

@@ -81,8 +81,7 @@ int fcntl_impl(int (*fn)(int, int, ...), int fd, int cmd, void* arg) {
 
 }  // namespace
 
-GREEN_HOOK(int, socket, (int domain, int type, int protocol)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_socket, domain, type, protocol));
+GREEN_HOOK(socket) {
   Mode m = mode();
   bool user_nb = type & SOCK_NONBLOCK;
   bool add_nb = m == Mode::kFiber && !user_nb;
@@ -91,9 +90,7 @@ GREEN_HOOK(int, socket, (int domain, int type, int protocol)) {
   return fd;
 }
 
-GREEN_HOOK(int, socketpair, (int domain, int type, int protocol, int sv[2])) {
-  if (!real::ensure_resolved())
-    return static_cast<int>(syscall(SYS_socketpair, domain, type, protocol, sv));
+GREEN_HOOK(socketpair) {
   Mode m = mode();
   int r = real::socketpair(domain, type, protocol, sv);
   if (r == 0) {
@@ -104,8 +101,7 @@ GREEN_HOOK(int, socketpair, (int domain, int type, int protocol, int sv[2])) {
   return r;
 }
 
-GREEN_HOOK(int, pipe2, (int fd[2], int flags)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_pipe2, fd, flags));
+GREEN_HOOK(pipe2) {
   Mode m = mode();
   int r = real::pipe2(fd, flags);
   if (r == 0) {
@@ -116,8 +112,7 @@ GREEN_HOOK(int, pipe2, (int fd[2], int flags)) {
   return r;
 }
 
-GREEN_HOOK(int, pipe, (int fd[2])) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_pipe2, fd, 0));
+GREEN_HOOK(pipe) {
   Mode m = mode();
   int r = real::pipe(fd);
   if (r == 0) {
@@ -127,8 +122,7 @@ GREEN_HOOK(int, pipe, (int fd[2])) {
   return r;
 }
 
-GREEN_HOOK(int, close, (int fd)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_close, fd));
+GREEN_HOOK(close) {
   Mode m = mode();
   fds::FdEntry* e = fds::get(fd);
   std::uint32_t b = e ? e->load() : 0;
@@ -137,20 +131,17 @@ GREEN_HOOK(int, close, (int fd)) {
   return real::close(fd);
 }
 
-GREEN_HOOK(int, shutdown, (int fd, int how)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_shutdown, fd, how));
+GREEN_HOOK(shutdown) {
   return real::shutdown(fd, how);
 }
 
-GREEN_HOOK(int, dup, (int fd)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_dup, fd));
+GREEN_HOOK(dup) {
   int r = real::dup(fd);
   if (r >= 0 && mode() != Mode::kRaw) fds::duplicated(fd, r, false);
   return r;
 }
 
-GREEN_HOOK(int, dup2, (int from, int to)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_dup2, from, to));
+GREEN_HOOK(dup2) {
   if (mode() == Mode::kRaw) return real::dup2(from, to);
   if (from != to) forget_if_waited(to);
   int r = real::dup2(from, to);
@@ -158,8 +149,7 @@ GREEN_HOOK(int, dup2, (int from, int to)) {
   return r;
 }
 
-GREEN_HOOK(int, dup3, (int from, int to, int flags)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_dup3, from, to, flags));
+GREEN_HOOK(dup3) {
   if (mode() == Mode::kRaw) return real::dup3(from, to, flags);
   if (from != to) forget_if_waited(to);
   int r = real::dup3(from, to, flags);
@@ -167,33 +157,15 @@ GREEN_HOOK(int, dup3, (int from, int to, int flags)) {
   return r;
 }
 
-GREEN_HOOK(int, fcntl, (int fd, int cmd, ...)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
-  va_list ap;
-  va_start(ap, cmd);
-  void* arg = va_arg(ap, void*);
-  va_end(ap);
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg));
+GREEN_HOOK(fcntl) {
   return fcntl_impl(real::fcntl, fd, cmd, arg);
 }
 
-GREEN_HOOK(int, fcntl64, (int fd, int cmd, ...)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
-  va_list ap;
-  va_start(ap, cmd);
-  void* arg = va_arg(ap, void*);
-  va_end(ap);
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_fcntl, fd, cmd, arg));
+GREEN_HOOK(fcntl64) {
   return fcntl_impl(real::fcntl64, fd, cmd, arg);
 }
 
-GREEN_HOOK(int, ioctl, (int fd, unsigned long req, ...)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
-  va_list ap;
-  va_start(ap, req);
-  void* arg = va_arg(ap, void*);
-  va_end(ap);
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_ioctl, fd, req, arg));
+GREEN_HOOK(ioctl) {
   int r = real::ioctl(fd, req, arg);
   if (r == 0 && req == FIONBIO && mode() != Mode::kRaw && arg) {
     if (fds::FdEntry* e = fds::classify(fd)) {
@@ -208,9 +180,7 @@ GREEN_HOOK(int, ioctl, (int fd, unsigned long req, ...)) {
   return r;
 }
 
-GREEN_HOOK(int, setsockopt, (int fd, int level, int name, const void* val, socklen_t len)) {
-  if (!real::ensure_resolved())
-    return static_cast<int>(syscall(SYS_setsockopt, fd, level, name, val, len));
+GREEN_HOOK(setsockopt) {
   int r = real::setsockopt(fd, level, name, val, len);
   if (r == 0 && level == SOL_SOCKET && (name == SO_RCVTIMEO || name == SO_SNDTIMEO) &&
       len >= sizeof(timeval) && mode() != Mode::kRaw) {
@@ -223,8 +193,6 @@ GREEN_HOOK(int, setsockopt, (int fd, int level, int name, const void* val, sockl
   return r;
 }
 
-GREEN_HOOK(int, getsockopt, (int fd, int level, int name, void* val, socklen_t* len)) {
-  if (!real::ensure_resolved())
-    return static_cast<int>(syscall(SYS_getsockopt, fd, level, name, val, len));
+GREEN_HOOK(getsockopt) {
   return real::getsockopt(fd, level, name, val, len);  // the kernel holds the same timeouts
 }

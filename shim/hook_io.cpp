@@ -44,8 +44,8 @@ IoCall prepare_io(int fd, unsigned events, bool write, bool dontwait) noexcept {
     return c;
   }
   c.entry = e;
-  std::int64_t t = write ? e->snd_ns.load(std::memory_order_relaxed)
-                         : e->rcv_ns.load(std::memory_order_relaxed);
+  std::int64_t t =
+      write ? e->snd_ns.load(std::memory_order_relaxed) : e->rcv_ns.load(std::memory_order_relaxed);
   c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
   c.wait = true;
   return c;
@@ -53,8 +53,9 @@ IoCall prepare_io(int fd, unsigned events, bool write, bool dontwait) noexcept {
 
 bool wait_ready(IoCall& c) noexcept {
   if (c.mode == Mode::kThread) {
-    pollfd p{c.fd, static_cast<short>((c.events & io::kReadable ? POLLIN : 0) |
-                                      (c.events & io::kWritable ? POLLOUT : 0)),
+    pollfd p{c.fd,
+             static_cast<short>((c.events & io::kReadable ? POLLIN : 0) |
+                                (c.events & io::kWritable ? POLLOUT : 0)),
              0};
     int ms = ms_until(c.deadline);
     if (ms == 0) {
@@ -93,7 +94,9 @@ bool wait_ready(IoCall& c) noexcept {
 
 namespace {
 
-bool is_stream(const IoCall& c) { return c.entry && (c.entry->load() & fds::kStream); }
+bool is_stream(const IoCall& c) {
+  return c.entry && (c.entry->load() & fds::kStream);
+}
 
 // Writes everything in iov (modified in place) for a blocking stream caller.
 template <class Op>
@@ -199,8 +202,8 @@ int accept_impl(int fd, sockaddr* addr, socklen_t* alen, int flags) {
   if (c.mode == Mode::kRaw) return real::accept4(fd, addr, alen, flags);
   bool user_nb = flags & SOCK_NONBLOCK;
   bool add_nb = c.mode == Mode::kFiber && !user_nb;
-  int nfd = static_cast<int>(
-      run_io(c, [&] { return real::accept4(fd, addr, alen, flags | (add_nb ? SOCK_NONBLOCK : 0)); }));
+  int nfd = static_cast<int>(run_io(
+      c, [&] { return real::accept4(fd, addr, alen, flags | (add_nb ? SOCK_NONBLOCK : 0)); }));
   if (nfd >= 0) {
     fds::FdEntry* le = fds::get(fd);
     bool stream = !le || (le->load() & fds::kStream);
@@ -216,33 +219,28 @@ int accept_impl(int fd, sockaddr* addr, socklen_t* alen, int flags) {
 using namespace green::shim;
 namespace io = green::io;
 
-GREEN_HOOK(ssize_t, read, (int fd, void* buf, size_t n)) {
-  if (!real::ensure_resolved()) return syscall(SYS_read, fd, buf, n);
+GREEN_HOOK(read) {
   return read_impl(fd, buf, n);
 }
 
-GREEN_HOOK(ssize_t, __read_chk, (int fd, void* buf, size_t n, size_t buflen)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(__read_chk) {
   if (n > buflen) __chk_fail();
   return green_hook_read(fd, buf, n);
 }
 
-GREEN_HOOK(ssize_t, write, (int fd, const void* buf, size_t n)) {
-  if (!real::ensure_resolved()) return syscall(SYS_write, fd, buf, n);
+GREEN_HOOK(write) {
   IoCall c = prepare_io(fd, io::kWritable, true, false);
   if (c.wait && is_stream(c))
     return write_all_buf(c, buf, n, [&](void* p, size_t l) { return real::write(fd, p, l); });
   return run_io(c, [&] { return real::write(fd, buf, n); });
 }
 
-GREEN_HOOK(ssize_t, readv, (int fd, const struct iovec* iov, int n)) {
-  if (!real::ensure_resolved()) return syscall(SYS_readv, fd, iov, n);
+GREEN_HOOK(readv) {
   IoCall c = prepare_io(fd, io::kReadable, false, false);
   return run_io(c, [&] { return real::readv(fd, iov, n); });
 }
 
-GREEN_HOOK(ssize_t, writev, (int fd, const struct iovec* iov, int n)) {
-  if (!real::ensure_resolved()) return syscall(SYS_writev, fd, iov, n);
+GREEN_HOOK(writev) {
   IoCall c = prepare_io(fd, io::kWritable, true, false);
   if (c.wait && is_stream(c) && n > 0 && n <= IOV_MAX) {
     IovCopy copy(iov, n);
@@ -251,55 +249,46 @@ GREEN_HOOK(ssize_t, writev, (int fd, const struct iovec* iov, int n)) {
   return run_io(c, [&] { return real::writev(fd, iov, n); });
 }
 
-GREEN_HOOK(ssize_t, recv, (int fd, void* buf, size_t len, int flags)) {
-  if (!real::ensure_resolved()) return syscall(SYS_recvfrom, fd, buf, len, flags, nullptr, nullptr);
+GREEN_HOOK(recv) {
   return recv_impl(fd, buf, len, flags);
 }
 
-GREEN_HOOK(ssize_t, __recv_chk, (int fd, void* buf, size_t len, size_t buflen, int flags)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(__recv_chk) {
   if (len > buflen) __chk_fail();
   return recv_impl(fd, buf, len, flags);
 }
 
-GREEN_HOOK(ssize_t, recvfrom,
-           (int fd, void* buf, size_t len, int flags, struct sockaddr* addr, socklen_t* alen)) {
-  if (!real::ensure_resolved()) return syscall(SYS_recvfrom, fd, buf, len, flags, addr, alen);
+GREEN_HOOK(recvfrom) {
   return recvfrom_impl(fd, buf, len, flags, addr, alen);
 }
 
-GREEN_HOOK(ssize_t, __recvfrom_chk, (int fd, void* buf, size_t len, size_t buflen, int flags,
-                                     struct sockaddr* addr, socklen_t* alen)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(__recvfrom_chk) {
   if (len > buflen) __chk_fail();
   return recvfrom_impl(fd, buf, len, flags, addr, alen);
 }
 
-GREEN_HOOK(ssize_t, recvmsg, (int fd, struct msghdr* msg, int flags)) {
-  if (!real::ensure_resolved()) return syscall(SYS_recvmsg, fd, msg, flags);
+GREEN_HOOK(recvmsg) {
   IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
   return run_io(c, [&] { return real::recvmsg(fd, msg, flags); });
 }
 
-GREEN_HOOK(ssize_t, send, (int fd, const void* buf, size_t len, int flags)) {
-  if (!real::ensure_resolved()) return syscall(SYS_sendto, fd, buf, len, flags, nullptr, 0);
+GREEN_HOOK(send) {
   IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
   if (c.wait && is_stream(c))
-    return write_all_buf(c, buf, len, [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
+    return write_all_buf(c, buf, len,
+                         [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
   return run_io(c, [&] { return real::send(fd, buf, len, flags); });
 }
 
-GREEN_HOOK(ssize_t, sendto, (int fd, const void* buf, size_t len, int flags,
-                             const struct sockaddr* addr, socklen_t alen)) {
-  if (!real::ensure_resolved()) return syscall(SYS_sendto, fd, buf, len, flags, addr, alen);
+GREEN_HOOK(sendto) {
   IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
   if (c.wait && is_stream(c) && !addr)
-    return write_all_buf(c, buf, len, [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
+    return write_all_buf(c, buf, len,
+                         [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
   return run_io(c, [&] { return real::sendto(fd, buf, len, flags, addr, alen); });
 }
 
-GREEN_HOOK(ssize_t, sendmsg, (int fd, const struct msghdr* msg, int flags)) {
-  if (!real::ensure_resolved()) return syscall(SYS_sendmsg, fd, msg, flags);
+GREEN_HOOK(sendmsg) {
   IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
   int n = static_cast<int>(msg->msg_iovlen);
   if (c.wait && is_stream(c) && msg->msg_controllen == 0 && n > 0 && n <= IOV_MAX) {
@@ -314,18 +303,15 @@ GREEN_HOOK(ssize_t, sendmsg, (int fd, const struct msghdr* msg, int flags)) {
   return run_io(c, [&] { return real::sendmsg(fd, msg, flags); });
 }
 
-GREEN_HOOK(int, accept, (int fd, struct sockaddr* addr, socklen_t* alen)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_accept4, fd, addr, alen, 0));
+GREEN_HOOK(accept) {
   return accept_impl(fd, addr, alen, 0);
 }
 
-GREEN_HOOK(int, accept4, (int fd, struct sockaddr* addr, socklen_t* alen, int flags)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_accept4, fd, addr, alen, flags));
+GREEN_HOOK(accept4) {
   return accept_impl(fd, addr, alen, flags);
 }
 
-GREEN_HOOK(int, connect, (int fd, const struct sockaddr* addr, socklen_t alen)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_connect, fd, addr, alen));
+GREEN_HOOK(connect) {
   IoCall c = prepare_io(fd, io::kWritable, true, false);
   if (!c.wait) return real::connect(fd, addr, alen);
   ErrnoGuard g;

@@ -139,7 +139,8 @@ int select_fiber(int nfds, fd_set* r, fd_set* w, fd_set* x, TimePoint d) {
 void store_left(TimePoint d, timeval* tv) {
   if (!tv || d == kNoDeadline) return;
   auto now = Clock::now();
-  long long ns = d > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(d - now).count() : 0;
+  long long ns =
+      d > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(d - now).count() : 0;
   tv->tv_sec = static_cast<time_t>(ns / 1000000000LL);
   tv->tv_usec = static_cast<suseconds_t>((ns % 1000000000LL) / 1000);
 }
@@ -173,22 +174,17 @@ int epoll_fiber(int ep, epoll_event* ev, int max, TimePoint d) {
 
 }  // namespace
 
-GREEN_HOOK(int, poll, (struct pollfd* fds, nfds_t n, int timeout)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_poll, fds, n, timeout));
+GREEN_HOOK(poll) {
   if (timeout == 0 || mode() != Mode::kFiber) return real::poll(fds, n, timeout);
   return poll_fiber(fds, n, deadline_ms(timeout));
 }
 
-GREEN_HOOK(int, __poll_chk, (struct pollfd* fds, nfds_t n, int timeout, size_t fdslen)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(__poll_chk) {
   if (fdslen / sizeof(pollfd) < n) __chk_fail();
   return green_hook_poll(fds, n, timeout);
 }
 
-GREEN_HOOK(int, ppoll, (struct pollfd* fds, nfds_t n, const struct timespec* ts,
-                        const sigset_t* mask)) {
-  if (!real::ensure_resolved())
-    return static_cast<int>(syscall(SYS_ppoll, fds, n, ts, mask, _NSIG / 8));
+GREEN_HOOK(ppoll) {
   if ((ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || mode() != Mode::kFiber)
     return real::ppoll(fds, n, ts, mask);
   if (ts && !timespec_valid(ts)) {
@@ -198,15 +194,12 @@ GREEN_HOOK(int, ppoll, (struct pollfd* fds, nfds_t n, const struct timespec* ts,
   return poll_fiber(fds, n, ts ? deadline_ns(timespec_ns(*ts)) : kNoDeadline);
 }
 
-GREEN_HOOK(int, __ppoll_chk, (struct pollfd* fds, nfds_t n, const struct timespec* ts,
-                              const sigset_t* mask, size_t fdslen)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(__ppoll_chk) {
   if (fdslen / sizeof(pollfd) < n) __chk_fail();
   return green_hook_ppoll(fds, n, ts, mask);
 }
 
-GREEN_HOOK(int, select, (int nfds, fd_set* r, fd_set* w, fd_set* x, struct timeval* tv)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_select, nfds, r, w, x, tv));
+GREEN_HOOK(select) {
   if ((tv && tv->tv_sec == 0 && tv->tv_usec == 0) || mode() != Mode::kFiber)
     return real::select(nfds, r, w, x, tv);
   if (nfds < 0 || (tv && (tv->tv_sec < 0 || tv->tv_usec < 0))) {
@@ -219,9 +212,7 @@ GREEN_HOOK(int, select, (int nfds, fd_set* r, fd_set* w, fd_set* x, struct timev
   return res;
 }
 
-GREEN_HOOK(int, pselect, (int nfds, fd_set* r, fd_set* w, fd_set* x, const struct timespec* ts,
-                          const sigset_t* mask)) {
-  if (!real::ensure_resolved()) return real::pselect(nfds, r, w, x, ts, mask);
+GREEN_HOOK(pselect) {
   if ((ts && ts->tv_sec == 0 && ts->tv_nsec == 0) || mode() != Mode::kFiber)
     return real::pselect(nfds, r, w, x, ts, mask);
   if (nfds < 0 || (ts && (!timespec_valid(ts) || ts->tv_sec < 0))) {
@@ -231,17 +222,13 @@ GREEN_HOOK(int, pselect, (int nfds, fd_set* r, fd_set* w, fd_set* x, const struc
   return select_fiber(nfds, r, w, x, ts ? deadline_ns(timespec_ns(*ts)) : kNoDeadline);
 }
 
-GREEN_HOOK(int, epoll_wait, (int ep, struct epoll_event* ev, int max, int timeout)) {
-  if (!real::ensure_resolved())
-    return static_cast<int>(syscall(SYS_epoll_wait, ep, ev, max, timeout));
-  if (timeout == 0 || mode() != Mode::kFiber || max <= 0) return real::epoll_wait(ep, ev, max, timeout);
+GREEN_HOOK(epoll_wait) {
+  if (timeout == 0 || mode() != Mode::kFiber || max <= 0)
+    return real::epoll_wait(ep, ev, max, timeout);
   return epoll_fiber(ep, ev, max, deadline_ms(timeout));
 }
 
-GREEN_HOOK(int, epoll_pwait, (int ep, struct epoll_event* ev, int max, int timeout,
-                              const sigset_t* mask)) {
-  if (!real::ensure_resolved())
-    return static_cast<int>(syscall(SYS_epoll_pwait, ep, ev, max, timeout, mask, _NSIG / 8));
+GREEN_HOOK(epoll_pwait) {
   if (timeout == 0 || mode() != Mode::kFiber || max <= 0)
     return real::epoll_pwait(ep, ev, max, timeout, mask);
   return epoll_fiber(ep, ev, max, deadline_ms(timeout));

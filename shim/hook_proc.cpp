@@ -61,7 +61,9 @@ int offload_call(F&& fn) {
   return job.err;
 }
 
-bool offload_ok() { return mode() == Mode::kFiber; }
+bool offload_ok() {
+  return mode() == Mode::kFiber;
+}
 
 }  // namespace
 
@@ -69,8 +71,7 @@ namespace {
 bool g_fork_child = false;  // this process is a fork child of a process running green
 }  // namespace
 
-GREEN_HOOK(void, exit, (int status)) {
-  real::ensure_resolved();
+GREEN_HOOK(exit) {
   if (g_fork_child) {
     // The parent's threads do not exist here, but the library destructors (libuv's pool
     // shutdown) would join them: flush stdio and leave without running exit handlers.
@@ -78,13 +79,11 @@ GREEN_HOOK(void, exit, (int status)) {
     _exit(status);
   }
   g_disabled = true;
-  real::ensure_resolved();
   real::exit(status);
   __builtin_unreachable();
 }
 
-GREEN_HOOK(pid_t, fork, (void)) {
-  if (!real::ensure_resolved()) return static_cast<pid_t>(syscall(SYS_fork));
+GREEN_HOOK(fork) {
   bool runtime = green::running();
   pid_t p = real::fork();
   if (p == 0 && runtime) {
@@ -94,10 +93,11 @@ GREEN_HOOK(pid_t, fork, (void)) {
   return p;
 }
 
-GREEN_HOOK(pid_t, vfork, (void)) { return green_hook_fork(); }
+GREEN_HOOK(vfork) {
+  return green_hook_fork();
+}
 
-GREEN_HOOK(pid_t, waitpid, (pid_t pid, int* status, int options)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(waitpid) {
   if (!offload_ok() || (options & WNOHANG)) return real::waitpid(pid, status, options);
   pid_t r = -1;
   int e = offload_call([&] { r = real::waitpid(pid, status, options); });
@@ -105,10 +105,11 @@ GREEN_HOOK(pid_t, waitpid, (pid_t pid, int* status, int options)) {
   return r;
 }
 
-GREEN_HOOK(pid_t, wait, (int* status)) { return green_hook_waitpid(-1, status, 0); }
+GREEN_HOOK(wait) {
+  return green_hook_waitpid(-1, status, 0);
+}
 
-GREEN_HOOK(pid_t, wait4, (pid_t pid, int* status, int options, struct rusage* ru)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(wait4) {
   if (!offload_ok() || (options & WNOHANG)) return real::wait4(pid, status, options, ru);
   pid_t r = -1;
   int e = offload_call([&] { r = real::wait4(pid, status, options, ru); });
@@ -116,9 +117,7 @@ GREEN_HOOK(pid_t, wait4, (pid_t pid, int* status, int options, struct rusage* ru
   return r;
 }
 
-GREEN_HOOK(int, getaddrinfo, (const char* node, const char* service, const struct addrinfo* hints,
-                              struct addrinfo** res)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(getaddrinfo) {
   if (!offload_ok()) return real::getaddrinfo(node, service, hints, res);
   int r = EAI_SYSTEM;
   int e = offload_call([&] { r = real::getaddrinfo(node, service, hints, res); });
@@ -126,18 +125,16 @@ GREEN_HOOK(int, getaddrinfo, (const char* node, const char* service, const struc
   return r;
 }
 
-GREEN_HOOK(int, getnameinfo, (const struct sockaddr* sa, socklen_t salen, char* host,
-                              socklen_t hostlen, char* serv, socklen_t servlen, int flags)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(getnameinfo) {
   if (!offload_ok()) return real::getnameinfo(sa, salen, host, hostlen, serv, servlen, flags);
   int r = EAI_SYSTEM;
-  int e = offload_call([&] { r = real::getnameinfo(sa, salen, host, hostlen, serv, servlen, flags); });
+  int e =
+      offload_call([&] { r = real::getnameinfo(sa, salen, host, hostlen, serv, servlen, flags); });
   if (r == EAI_SYSTEM) errno = e;
   return r;
 }
 
-GREEN_HOOK(struct hostent*, gethostbyname, (const char* name)) {
-  if (!real::ensure_resolved()) return nullptr;  // inside dlsym at start-up
+GREEN_HOOK(gethostbyname) {
   if (!offload_ok()) return real::gethostbyname(name);
   struct hostent* r = nullptr;
   int e = offload_call([&] { r = real::gethostbyname(name); });
@@ -145,8 +142,7 @@ GREEN_HOOK(struct hostent*, gethostbyname, (const char* name)) {
   return r;
 }
 
-GREEN_HOOK(struct hostent*, gethostbyname2, (const char* name, int af)) {
-  if (!real::ensure_resolved()) return nullptr;  // inside dlsym at start-up
+GREEN_HOOK(gethostbyname2) {
   if (!offload_ok()) return real::gethostbyname2(name, af);
   struct hostent* r = nullptr;
   int e = offload_call([&] { r = real::gethostbyname2(name, af); });
@@ -154,26 +150,21 @@ GREEN_HOOK(struct hostent*, gethostbyname2, (const char* name, int af)) {
   return r;
 }
 
-GREEN_HOOK(int, gethostbyname_r, (const char* name, struct hostent* ret, char* buf, size_t len,
-                                  struct hostent** result, int* herr)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(gethostbyname_r) {
   if (!offload_ok()) return real::gethostbyname_r(name, ret, buf, len, result, herr);
   int r = 0;
   offload_call([&] { r = real::gethostbyname_r(name, ret, buf, len, result, herr); });
   return r;
 }
 
-GREEN_HOOK(int, gethostbyname2_r, (const char* name, int af, struct hostent* ret, char* buf,
-                                   size_t len, struct hostent** result, int* herr)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(gethostbyname2_r) {
   if (!offload_ok()) return real::gethostbyname2_r(name, af, ret, buf, len, result, herr);
   int r = 0;
   offload_call([&] { r = real::gethostbyname2_r(name, af, ret, buf, len, result, herr); });
   return r;
 }
 
-GREEN_HOOK(struct hostent*, gethostbyaddr, (const void* addr, socklen_t len, int type)) {
-  if (!real::ensure_resolved()) return nullptr;  // inside dlsym at start-up
+GREEN_HOOK(gethostbyaddr) {
   if (!offload_ok()) return real::gethostbyaddr(addr, len, type);
   struct hostent* r = nullptr;
   int e = offload_call([&] { r = real::gethostbyaddr(addr, len, type); });
@@ -181,9 +172,7 @@ GREEN_HOOK(struct hostent*, gethostbyaddr, (const void* addr, socklen_t len, int
   return r;
 }
 
-GREEN_HOOK(int, gethostbyaddr_r, (const void* addr, socklen_t len, int type, struct hostent* ret,
-                                  char* buf, size_t buflen, struct hostent** result, int* herr)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(gethostbyaddr_r) {
   if (!offload_ok()) return real::gethostbyaddr_r(addr, len, type, ret, buf, buflen, result, herr);
   int r = 0;
   offload_call([&] { r = real::gethostbyaddr_r(addr, len, type, ret, buf, buflen, result, herr); });

@@ -48,8 +48,12 @@ static_assert(offsetof(pthread_mutex_t, __data.__list) == 24, "glibc mutex layou
 constexpr int kSpecialKinds = 16 | 32 | 64;  // robust, PI, PP
 constexpr int kPshared = 128;
 
-Task* me() { return green::detail::current_task(); }
-int kind_of(const pthread_mutex_t* m) { return m->__data.__kind; }
+Task* me() {
+  return green::detail::current_task();
+}
+int kind_of(const pthread_mutex_t* m) {
+  return m->__data.__kind;
+}
 bool owned_type(int kind) {
   int t = kind & 3;
   return t == PTHREAD_MUTEX_RECURSIVE || t == PTHREAD_MUTEX_ERRORCHECK;
@@ -124,7 +128,9 @@ int mutex_unlock_fiber(pthread_mutex_t* m) {
   return r;
 }
 
-bool special(const pthread_mutex_t* m) { return (kind_of(m) & kSpecialKinds) != 0; }
+bool special(const pthread_mutex_t* m) {
+  return (kind_of(m) & kSpecialKinds) != 0;
+}
 
 // --- condition variables --------------------------------------------------------------------
 
@@ -169,8 +175,13 @@ int cond_wait_any(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abs, cl
 // --- rwlocks and semaphores -----------------------------------------------------------------
 
 int rw_wait(pthread_rwlock_t* rw, bool write, TimePoint deadline) {
-  auto fn = write ? +[](void* p) { return real::pthread_rwlock_trywrlock(static_cast<pthread_rwlock_t*>(p)); }
-                  : +[](void* p) { return real::pthread_rwlock_tryrdlock(static_cast<pthread_rwlock_t*>(p)); };
+  auto fn =
+      write
+          ? +[](void*
+                    p) { return real::pthread_rwlock_trywrlock(static_cast<pthread_rwlock_t*>(p)); }
+          : +[](void* p) {
+              return real::pthread_rwlock_tryrdlock(static_cast<pthread_rwlock_t*>(p));
+            };
   int r = fn(rw);
   if (r != EBUSY) return r;
   return wait_until_free(rw, fn, rw, deadline, rw->__data.__shared != 0);
@@ -214,14 +225,12 @@ int sem_wait_fiber(sem_t* s, const timespec* abs, clockid_t clock) {
 
 // --- mutex ---------------------------------------------------------------------------------
 
-GREEN_HOOK(int, pthread_mutex_lock, (pthread_mutex_t * m)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up: single-threaded
+GREEN_HOOK(pthread_mutex_lock) {
   if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_lock(m);
   return mutex_lock_fiber(m, kNoDeadline);
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_mutex_trylock, (pthread_mutex_t * m)) {
-  if (!real::ensure_resolved()) return 0;
+GREEN_HOOK(pthread_mutex_trylock) {
   if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_trylock(m);
   int kind = kind_of(m);
   if (owned_type(kind) && fiber_owner(m) == me())
@@ -229,8 +238,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_mutex_trylock, (pthread_
   return mutex_attempt(m);
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_mutex_timedlock, (pthread_mutex_t * m, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_mutex_timedlock) {
   if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_timedlock(m, abs);
   int r = mutex_attempt(m);
   if (r != EBUSY) return r;
@@ -238,9 +246,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_mutex_timedlock, (pthrea
   return mutex_lock_fiber(m, deadline_from_abs(CLOCK_REALTIME, *abs));
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_mutex_clocklock,
-              (pthread_mutex_t * m, clockid_t clock, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_mutex_clocklock) {
   if (mode() != Mode::kFiber || special(m)) return real::pthread_mutex_clocklock(m, clock, abs);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   int r = mutex_attempt(m);
@@ -249,8 +255,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_mutex_clocklock,
   return mutex_lock_fiber(m, deadline_from_abs(clock, *abs));
 }
 
-GREEN_HOOK(int, pthread_mutex_unlock, (pthread_mutex_t * m)) {
-  if (!real::ensure_resolved()) return 0;
+GREEN_HOOK(pthread_mutex_unlock) {
   if (mode() == Mode::kFiber && !special(m)) return mutex_unlock_fiber(m);
   int r = real::pthread_mutex_unlock(m);
   if (r == 0) sync::wake_one(m);  // fibers may wait for it (cheap when none does)
@@ -259,97 +264,79 @@ GREEN_HOOK(int, pthread_mutex_unlock, (pthread_mutex_t * m)) {
 
 // --- condition variables (both ABIs) -------------------------------------------------------
 
-GREEN_HOOK(int, pthread_cond_wait, (pthread_cond_t * c, pthread_mutex_t* m)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
-  return cond_wait_any(c, m, nullptr, CLOCK_REALTIME, real::cond_wait, real::cond_timedwait);
+GREEN_HOOK(pthread_cond_wait) {
+  return cond_wait_any(c, m, nullptr, CLOCK_REALTIME, real::pthread_cond_wait,
+                       real::pthread_cond_timedwait);
 }
-GREEN_HOOK(int, pthread_cond_timedwait,
-              (pthread_cond_t * c, pthread_mutex_t* m, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
-  return cond_wait_any(c, m, abs, cond_clock(c, false), real::cond_wait, real::cond_timedwait);
+GREEN_HOOK(pthread_cond_timedwait) {
+  return cond_wait_any(c, m, abs, cond_clock(c, false), real::pthread_cond_wait,
+                       real::pthread_cond_timedwait);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_cond_clockwait, (pthread_cond_t * c, pthread_mutex_t* m,
-                                            clockid_t clock, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_cond_clockwait) {
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
-  return cond_wait_any(c, m, abs, clock, real::cond_wait, nullptr);
+  return cond_wait_any(c, m, abs, clock, real::pthread_cond_wait, nullptr);
 }
-GREEN_HOOK(int, pthread_cond_signal, (pthread_cond_t * c)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_cond_signal) {
   sync::wake_one(c);
-  return real::cond_signal(c);
+  return real::pthread_cond_signal(c);
 }
-GREEN_HOOK(int, pthread_cond_broadcast, (pthread_cond_t * c)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_cond_broadcast) {
   sync::wake_all(c);
-  return real::cond_broadcast(c);
+  return real::pthread_cond_broadcast(c);
 }
 
 #ifdef GREEN_SHIM_PRELOAD
 // The GLIBC_2.2.5 ABI (binaries linked before glibc 2.3.2): same scheme on the object address;
 // the real calls are the compat versions.
-__asm__(".symver green_hook_pthread_cond_wait_225, pthread_cond_wait@GLIBC_2.2.5\n\t"
-        ".symver green_hook_pthread_cond_timedwait_225, pthread_cond_timedwait@GLIBC_2.2.5\n\t"
-        ".symver green_hook_pthread_cond_signal_225, pthread_cond_signal@GLIBC_2.2.5\n\t"
-        ".symver green_hook_pthread_cond_broadcast_225, pthread_cond_broadcast@GLIBC_2.2.5");
-extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_wait_225(pthread_cond_t* c,
-                                                                  pthread_mutex_t* m) {
-  return cond_wait_any(c, m, nullptr, CLOCK_REALTIME, real::cond_wait_225, real::cond_timedwait_225);
+GREEN_HOOK(pthread_cond_wait_225) {
+  return cond_wait_any(c, m, nullptr, CLOCK_REALTIME, real::pthread_cond_wait_225,
+                       real::pthread_cond_timedwait_225);
 }
-extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_timedwait_225(pthread_cond_t* c,
-                                                                       pthread_mutex_t* m,
-                                                                       const struct timespec* abs) {
-  return cond_wait_any(c, m, abs, CLOCK_REALTIME, real::cond_wait_225, real::cond_timedwait_225);
+GREEN_HOOK(pthread_cond_timedwait_225) {
+  return cond_wait_any(c, m, abs, CLOCK_REALTIME, real::pthread_cond_wait_225,
+                       real::pthread_cond_timedwait_225);
 }
-extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_signal_225(pthread_cond_t* c) {
+GREEN_HOOK(pthread_cond_signal_225) {
   sync::wake_one(c);
-  return real::cond_signal_225(c);
+  return real::pthread_cond_signal_225(c);
 }
-extern "C" GREEN_SHIM_EXPORT int green_hook_pthread_cond_broadcast_225(pthread_cond_t* c) {
+GREEN_HOOK(pthread_cond_broadcast_225) {
   sync::wake_all(c);
-  return real::cond_broadcast_225(c);
+  return real::pthread_cond_broadcast_225(c);
 }
 #endif
 
 // --- rwlocks --------------------------------------------------------------------------------
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_rdlock, (pthread_rwlock_t * rw)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_rdlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_rdlock(rw);
   return rw_wait(rw, false, kNoDeadline);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_wrlock, (pthread_rwlock_t * rw)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_wrlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_wrlock(rw);
   return rw_wait(rw, true, kNoDeadline);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_tryrdlock, (pthread_rwlock_t * rw)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_tryrdlock) {
   return real::pthread_rwlock_tryrdlock(rw);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_trywrlock, (pthread_rwlock_t * rw)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_trywrlock) {
   return real::pthread_rwlock_trywrlock(rw);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_timedrdlock, (pthread_rwlock_t * rw, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_timedrdlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_timedrdlock(rw, abs);
   int r = real::pthread_rwlock_tryrdlock(rw);
   if (r != EBUSY) return r;
   if (!timespec_valid(abs)) return EINVAL;
   return rw_wait(rw, false, deadline_from_abs(CLOCK_REALTIME, *abs));
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_timedwrlock, (pthread_rwlock_t * rw, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_timedwrlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_timedwrlock(rw, abs);
   int r = real::pthread_rwlock_trywrlock(rw);
   if (r != EBUSY) return r;
   if (!timespec_valid(abs)) return EINVAL;
   return rw_wait(rw, true, deadline_from_abs(CLOCK_REALTIME, *abs));
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_rwlock_clockrdlock,
-              (pthread_rwlock_t * rw, clockid_t clock, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_clockrdlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_clockrdlock(rw, clock, abs);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   int r = real::pthread_rwlock_tryrdlock(rw);
@@ -357,9 +344,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_rwlock_clockrdlock,
   if (!timespec_valid(abs)) return EINVAL;
   return rw_wait(rw, false, deadline_from_abs(clock, *abs));
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_rwlock_clockwrlock,
-              (pthread_rwlock_t * rw, clockid_t clock, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_clockwrlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_clockwrlock(rw, clock, abs);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
   int r = real::pthread_rwlock_trywrlock(rw);
@@ -367,8 +352,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, pthread_rwlock_clockwrlock,
   if (!timespec_valid(abs)) return EINVAL;
   return rw_wait(rw, true, deadline_from_abs(clock, *abs));
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_unlock, (pthread_rwlock_t * rw)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_rwlock_unlock) {
   int r = real::pthread_rwlock_unlock(rw);
   if (r == 0) sync::wake_all(rw);
   return r;
@@ -376,19 +360,18 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_rwlock_unlock, (pthread_
 
 // --- semaphores -----------------------------------------------------------------------------
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_wait, (sem_t * s)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(sem_wait) {
   if (mode() != Mode::kFiber) return real::sem_wait(s);
   return sem_wait_fiber(s, nullptr, CLOCK_REALTIME);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_trywait, (sem_t * s)) { return real::sem_trywait(s); }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_timedwait, (sem_t * s, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(sem_trywait) {
+  return real::sem_trywait(s);
+}
+GREEN_HOOK(sem_timedwait) {
   if (mode() != Mode::kFiber) return real::sem_timedwait(s, abs);
   return sem_wait_fiber(s, abs, CLOCK_REALTIME);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, sem_clockwait, (sem_t * s, clockid_t clock, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(sem_clockwait) {
   if (mode() != Mode::kFiber) return real::sem_clockwait(s, clock, abs);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) {
     errno = EINVAL;
@@ -396,8 +379,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.30", int, sem_clockwait, (sem_t * s, clocki
   }
   return sem_wait_fiber(s, abs, clock);
 }
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, sem_post, (sem_t * s)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(sem_post) {
   int r = real::sem_post(s);
   if (r == 0) {
     int saved = errno;

@@ -70,7 +70,7 @@ KeyInfo g_keys[kMaxKeys];
 ShimThread g_main_thread;
 
 detail::SpinLock g_live_lock;
-long g_live = 0;             // fiber-threads made by pthread_create still running (g_live_lock)
+long g_live = 0;              // fiber-threads made by pthread_create still running (g_live_lock)
 detail::WaitList g_all_done;  // waiters for g_live == 0 (g_live_lock)
 
 bool is_shim(pthread_t t) {
@@ -202,10 +202,12 @@ int join_real_offloaded(pthread_t th, void** ret) {
   } job{th, ret, 0};
   stat_add(&Stats::offloads);
   ErrnoGuard g;
-  detail::offload_raw([](void* p) {
-    auto* j = static_cast<Job*>(p);
-    j->r = real::pthread_join(j->th, j->ret);
-  }, &job);
+  detail::offload_raw(
+      [](void* p) {
+        auto* j = static_cast<Job*>(p);
+        j->r = real::pthread_join(j->th, j->ret);
+      },
+      &job);
   g.restore();
   return job.r;
 }
@@ -285,36 +287,30 @@ void wait_all_threads() noexcept {
 
 using namespace green::shim;
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_create,
-              (pthread_t * out, const pthread_attr_t* attr, void* (*fn)(void*), void* arg)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_create) {
   if (mode() != Mode::kFiber || g_threads_os) return real::pthread_create(out, attr, fn, arg);
   return create_fiber(out, attr, fn, arg);
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_join, (pthread_t th, void** ret)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_join) {
   if (is_shim(th)) return join_shim(reinterpret_cast<ShimThread*>(th), ret, kNoDeadline, false);
   if (mode() == Mode::kFiber) return join_real_offloaded(th, ret);
   return real::pthread_join(th, ret);
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.3.3", int, pthread_tryjoin_np, (pthread_t th, void** ret)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_tryjoin_np) {
   if (is_shim(th)) return join_shim(reinterpret_cast<ShimThread*>(th), ret, kNoDeadline, true);
   return real::pthread_tryjoin_np(th, ret);
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.3.3", int, pthread_timedjoin_np, (pthread_t th, void** ret, const struct timespec* abs)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_timedjoin_np) {
   if (!is_shim(th)) return real::pthread_timedjoin_np(th, ret, abs);
   if (abs && !timespec_valid(abs)) return EINVAL;
   return join_shim(reinterpret_cast<ShimThread*>(th), ret,
                    abs ? deadline_from_abs(CLOCK_REALTIME, *abs) : kNoDeadline, false);
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_detach, (pthread_t th)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_detach) {
   if (!is_shim(th)) return real::pthread_detach(th);
   auto* t = reinterpret_cast<ShimThread*>(th);
   t->lock.lock();
@@ -329,8 +325,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_detach, (pthread_t th)) 
   return 0;
 }
 
-GREEN_HOOK(void, pthread_exit, (void* value)) {
-  real::ensure_resolved();
+GREEN_HOOK(pthread_exit) {
   if (mode() == Mode::kFiber) {
     current_thread()->result = value;
     throw ThreadExit{};
@@ -339,26 +334,23 @@ GREEN_HOOK(void, pthread_exit, (void* value)) {
   __builtin_unreachable();
 }
 
-GREEN_HOOK(pthread_t, pthread_self, (void)) {
-  if (!real::ensure_resolved() || mode() != Mode::kFiber) {
-    if (!real::pthread_self) return 0;
-    return real::pthread_self();
-  }
+GREEN_HOOK(pthread_self) {
+  if (mode() != Mode::kFiber) return real::pthread_self();
   return reinterpret_cast<pthread_t>(current_thread());
 }
 
-GREEN_HOOK(int, pthread_equal, (pthread_t a, pthread_t b)) { return a == b; }
+GREEN_HOOK(pthread_equal) {
+  return a == b;
+}
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.12", int, pthread_setname_np, (pthread_t th, const char* name)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_setname_np) {
   if (!is_shim(th)) return real::pthread_setname_np(th, name);
   if (std::strlen(name) > 15) return ERANGE;
   std::strncpy(reinterpret_cast<ShimThread*>(th)->name, name, 15);
   return 0;
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.12", int, pthread_getname_np, (pthread_t th, char* buf, size_t len)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_getname_np) {
   if (!is_shim(th)) return real::pthread_getname_np(th, buf, len);
   const char* n = reinterpret_cast<ShimThread*>(th)->name;
   if (std::strlen(n) + 1 > len) return ERANGE;
@@ -366,8 +358,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.12", int, pthread_getname_np, (pthread_t th
   return 0;
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_kill, (pthread_t th, int sig)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_kill) {
   if (!is_shim(th)) return real::pthread_kill(th, sig);
   if (sig < 0 || sig >= _NSIG) return EINVAL;
   if (sig == 0) return 0;
@@ -375,8 +366,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_kill, (pthread_t th, int
   return kill(getpid(), sig) == 0 ? 0 : errno;
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_once, (pthread_once_t * once, void (*init)(void))) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_once) {
   if (mode() != Mode::kFiber) return real::pthread_once(once, init);
   auto* word = reinterpret_cast<std::atomic<int>*>(once);
   for (;;) {
@@ -386,7 +376,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_once, (pthread_once_t * 
       if (!word->compare_exchange_strong(v, 1, std::memory_order_acquire)) continue;
       init();
       word->store(2, std::memory_order_release);  // pairs with the acquire loads above
-      futex_wake_all(once);                        // OS threads waiting in glibc's once
+      futex_wake_all(once);                       // OS threads waiting in glibc's once
       sync::wake_all(once);
       return 0;
     }
@@ -396,8 +386,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_once, (pthread_once_t * 
   }
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_key_create, (pthread_key_t * key, void (*dtor)(void*))) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_key_create) {
   int r = real::pthread_key_create(key, dtor);
   if (r == 0 && *key < kMaxKeys) {
     g_keys[*key].dtor.store(dtor, std::memory_order_release);
@@ -406,8 +395,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_key_create, (pthread_key
   return r;
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_key_delete, (pthread_key_t key)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_key_delete) {
   int r = real::pthread_key_delete(key);
   if (r == 0 && key < kMaxKeys) {
     g_keys[key].dtor.store(nullptr, std::memory_order_release);
@@ -416,8 +404,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_key_delete, (pthread_key
   return r;
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", void*, pthread_getspecific, (pthread_key_t key)) {
-  if (!real::ensure_resolved()) return nullptr;  // inside dlsym at start-up
+GREEN_HOOK(pthread_getspecific) {
   if (mode() != Mode::kFiber) return real::pthread_getspecific(key);
   if (key >= kMaxKeys) return nullptr;
   KeySlot* s = key_slot(current_thread(), key, false);
@@ -425,8 +412,7 @@ GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", void*, pthread_getspecific, (pthread_
   return s->value;
 }
 
-GREEN_HOOK_MV("GLIBC_2.34", "GLIBC_2.2.5", int, pthread_setspecific, (pthread_key_t key, const void* value)) {
-  if (!real::ensure_resolved()) return 0;  // inside dlsym at start-up
+GREEN_HOOK(pthread_setspecific) {
   if (mode() != Mode::kFiber) return real::pthread_setspecific(key, value);
   if (key >= kMaxKeys) return EINVAL;
   KeySlot* s = key_slot(current_thread(), key, true);

@@ -21,7 +21,8 @@ namespace {
 void fill_left(TimePoint d, timespec* rem) {
   if (!rem) return;
   auto now = Clock::now();
-  long long ns = d > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(d - now).count() : 0;
+  long long ns =
+      d > now ? std::chrono::duration_cast<std::chrono::nanoseconds>(d - now).count() : 0;
   rem->tv_sec = static_cast<time_t>(ns / 1000000000LL);
   rem->tv_nsec = static_cast<long>(ns % 1000000000LL);
 }
@@ -37,8 +38,7 @@ int fiber_sleep(TimePoint d, timespec* rem) {
 
 }  // namespace
 
-GREEN_HOOK(int, nanosleep, (const struct timespec* req, struct timespec* rem)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_nanosleep, req, rem));
+GREEN_HOOK(nanosleep) {
   if (mode() != Mode::kFiber) return real::nanosleep(req, rem);
   if (!req || !timespec_valid(req) || req->tv_sec < 0) return real::nanosleep(req, rem);
   int e = fiber_sleep(deadline_ns(timespec_ns(*req)), rem);
@@ -49,9 +49,7 @@ GREEN_HOOK(int, nanosleep, (const struct timespec* req, struct timespec* rem)) {
   return 0;
 }
 
-GREEN_HOOK_MV("GLIBC_2.17", "GLIBC_2.2.5", int, clock_nanosleep, (clockid_t clock, int flags, const struct timespec* req,
-                                     struct timespec* rem)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_clock_nanosleep, clock, flags, req, rem));
+GREEN_HOOK(clock_nanosleep) {
   if (mode() != Mode::kFiber || !req || !timespec_valid(req) ||
       (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC && clock != CLOCK_BOOTTIME &&
        clock != CLOCK_TAI))
@@ -61,15 +59,8 @@ GREEN_HOOK_MV("GLIBC_2.17", "GLIBC_2.2.5", int, clock_nanosleep, (clockid_t cloc
   return fiber_sleep(d, (flags & TIMER_ABSTIME) ? nullptr : rem);
 }
 
-GREEN_HOOK(unsigned, sleep, (unsigned seconds)) {
-  if (!real::ensure_resolved() || mode() != Mode::kFiber) {
-    if (!real::ensure_resolved()) {
-      timespec ts{static_cast<time_t>(seconds), 0};
-      syscall(SYS_nanosleep, &ts, nullptr);
-      return 0;
-    }
-    return real::sleep(seconds);
-  }
+GREEN_HOOK(sleep) {
+  if (mode() != Mode::kFiber) return real::sleep(seconds);
   ErrnoGuard g;
   TimePoint d = deadline_ns(static_cast<long long>(seconds) * 1000000000LL);
   timespec left{};
@@ -81,11 +72,7 @@ GREEN_HOOK(unsigned, sleep, (unsigned seconds)) {
   return static_cast<unsigned>(left.tv_sec + (left.tv_nsec > 0 ? 1 : 0));
 }
 
-GREEN_HOOK(int, usleep, (useconds_t us)) {
-  if (!real::ensure_resolved()) {
-    timespec ts{static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
-    return static_cast<int>(syscall(SYS_nanosleep, &ts, nullptr));
-  }
+GREEN_HOOK(usleep) {
   if (mode() != Mode::kFiber) return real::usleep(us);
   ErrnoGuard g;
   if (fiber_sleep(deadline_ns(static_cast<long long>(us) * 1000LL), nullptr)) {
@@ -96,8 +83,7 @@ GREEN_HOOK(int, usleep, (useconds_t us)) {
   return 0;
 }
 
-GREEN_HOOK(int, sched_yield, (void)) {
-  if (!real::ensure_resolved()) return static_cast<int>(syscall(SYS_sched_yield));
+GREEN_HOOK(sched_yield) {
   if (mode() != Mode::kFiber) return real::sched_yield();
   ErrnoGuard g;
   green::this_fiber::yield();

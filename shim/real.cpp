@@ -27,14 +27,45 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 namespace green::shim::real {
 
-#define GREEN_SHIM_FN(ret, name, params) ret(*name) params = nullptr;
-#define GREEN_SHIM_VFN(ret, field, name, ver, params) ret(*field) params = nullptr;
-#include "symbols.inc"
-#undef GREEN_SHIM_FN
-#undef GREEN_SHIM_VFN
+#define GREEN_SHIM_REAL_DEF(id, libc, name, version) sig::id* id = nullptr;
+GREEN_SHIM_REAL_LIST(GREEN_SHIM_REAL_DEF)
+#undef GREEN_SHIM_REAL_DEF
+
+namespace {
+// The table's signature of each row with a real pointer is glibc's (noexcept aside).
+template <class F>
+struct plain;
+template <class R, class... A>
+struct plain<R(A...)> {
+  using type = R(A...);
+};
+template <class R, class... A>
+struct plain<R(A...) noexcept> {
+  using type = R(A...);
+};
+template <class R, class... A>
+struct plain<R(A..., ...)> {
+  using type = R(A..., ...);
+};
+template <class R, class... A>
+struct plain<R(A..., ...) noexcept> {
+  using type = R(A..., ...);
+};
+// glibc's declarations carry attributes (nonnull, warn_unused_result) that are not part of the
+// type; the comparison ignores them.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#define GREEN_SHIM_REAL_CHECK(id, libc, name, version)                  \
+  static_assert(std::is_same_v<sig::id, plain<decltype(::libc)>::type>, \
+                "shim/symbols.txt: the signature of " #id " differs from glibc's " name);
+GREEN_SHIM_REAL_LIST(GREEN_SHIM_REAL_CHECK)
+#undef GREEN_SHIM_REAL_CHECK
+#pragma GCC diagnostic pop
+}  // namespace
 
 namespace {
 
@@ -72,24 +103,25 @@ void resolve_all() noexcept {
     t_in_resolve = false;
     return;
   }
-#define GREEN_SHIM_FN(ret, name, params) resolve_one(name, #name, nullptr);
-#define GREEN_SHIM_VFN(ret, field, name, ver, params) resolve_one(field, name, ver);
-#include "symbols.inc"
-#undef GREEN_SHIM_FN
-#undef GREEN_SHIM_VFN
+#define GREEN_SHIM_REAL_RESOLVE(id, libc, name, version) resolve_one(id, name, version);
+  GREEN_SHIM_REAL_LIST(GREEN_SHIM_REAL_RESOLVE)
+#undef GREEN_SHIM_REAL_RESOLVE
   g_resolved.store(true, std::memory_order_release);
   t_in_resolve = false;
 }
 
 bool ensure_resolved() noexcept {
-  if (g_resolved.load(std::memory_order_acquire)) [[likely]] return true;
+  if (g_resolved.load(std::memory_order_acquire)) [[likely]]
+    return true;
   if (t_in_resolve) return false;
   resolve_all();
   return true;
 }
 
 namespace {
-__attribute__((constructor(101))) void resolve_at_start() { resolve_all(); }
+__attribute__((constructor(101))) void resolve_at_start() {
+  resolve_all();
+}
 }  // namespace
 
 }  // namespace green::shim::real

@@ -63,11 +63,11 @@ void print_stats() {
                "green: stats: workers=%zu fiber-threads=%llu (peak live %llu) io-waits=%llu "
                "poll-waits=%llu sleeps=%llu lock-waits=%llu cond-waits=%llu offloads=%llu "
                "os-threads-at-exit=%d max-rss=%ldKiB\n",
-               g_workers, (unsigned long long)s.threads_created,
-               (unsigned long long)s.threads_peak, (unsigned long long)s.io_waits,
-               (unsigned long long)s.polls, (unsigned long long)s.sleeps,
-               (unsigned long long)s.lock_waits, (unsigned long long)s.cond_waits,
-               (unsigned long long)s.offloads, os_threads(), ru.ru_maxrss);
+               g_workers, (unsigned long long)s.threads_created, (unsigned long long)s.threads_peak,
+               (unsigned long long)s.io_waits, (unsigned long long)s.polls,
+               (unsigned long long)s.sleeps, (unsigned long long)s.lock_waits,
+               (unsigned long long)s.cond_waits, (unsigned long long)s.offloads, os_threads(),
+               ru.ru_maxrss);
 }
 
 std::size_t main_stack_size(std::size_t fiber_default) {
@@ -155,21 +155,12 @@ StartFn resolve_start(const char* version) {
 
 }  // namespace
 
-__asm__(".symver green_libc_start_main_234, __libc_start_main@@GLIBC_2.34\n\t"
-        ".symver green_libc_start_main_225, __libc_start_main@GLIBC_2.2.5");
-
-extern "C" GREEN_SHIM_EXPORT int green_libc_start_main_234(MainFn main, int argc, char** argv,
-                                                           void (*init)(void), void (*fini)(void),
-                                                           void (*rtld_fini)(void),
-                                                           void* stack_end) {
+GREEN_HOOK(__libc_start_main) {
   return start<234>(resolve_start("GLIBC_2.34"), main, argc, argv, init, fini, rtld_fini,
                     stack_end);
 }
 
-extern "C" GREEN_SHIM_EXPORT int green_libc_start_main_225(MainFn main, int argc, char** argv,
-                                                           void (*init)(void), void (*fini)(void),
-                                                           void (*rtld_fini)(void),
-                                                           void* stack_end) {
+GREEN_HOOK(__libc_start_main_225) {
   return start<225>(resolve_start("GLIBC_2.2.5"), main, argc, argv, init, fini, rtld_fini,
                     stack_end);
 }

@@ -1,27 +1,55 @@
 #!/usr/bin/env bash
-# libgreen_preload.so exports exactly the interposed libc names, each with the version glibc
-# gives it (a default-version definition per name, plus the compat versions), and nothing of
-# the runtime, libuv or Boost.
-#   exports_test.sh LIBGREEN_PRELOAD
+# libgreen_preload.so's whole dynamic symbol table against shim/symbols.txt, both ways: every
+# row's name is exported with exactly the row's versions (name@@V default, name@V compat), and
+# nothing else is exported (no runtime, libuv or Boost symbol, no hook without a row). Then
+# each exported name@version against glibc's own: the same version must exist in libc.so.6,
+# and a default version must be glibc's default.
+#   exports_test.sh LIBGREEN_PRELOAD [SYMBOLS_TXT]
 set -u
 lib="$1"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+table="${2:-$here/../../shim/symbols.txt}"
+gen="$here/../../shim/gen_symbols.py"
 libc="$(ldconfig -p | awk '/libc.so.6 .*x86-64/ {print $NF; exit}')"
 fail=0
-exports="$(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $NF !~ /^(GLIBC_|GREEN_)/ {print $NF}' | sort -u)"
-leaks="$(grep -vE '^(_{0,2}[a-z_0-9]+)$' <<<"$exports")"
-for bad in $(grep -E '^(uv_|_ZN|green)' <<<"$exports"); do echo "FAIL: exports $bad"; fail=1; done
-# Every default-version export must match glibc's default version of that name.
-while read -r ver name; do
-  [[ "$ver" == "("* ]] && continue
-  want="$(objdump -T "$libc" | awk -v n="$name" '$NF == n && $(NF-1) !~ /^\(/ {print $(NF-1)}' | head -1)"
-  if [[ -z "$want" ]]; then echo "FAIL: $name is not a libc symbol"; fail=1; continue; fi
-  if [[ "$want" != "$ver" ]]; then echo "FAIL: $name@$ver, glibc has $want"; fail=1; fi
-done < <(objdump -T "$lib" | awk '$2 == "g" && $4 != "*UND*" && $NF !~ /^(GLIBC_|GREEN_)/ {print $(NF-1), $NF}')
-for n in read write accept4 poll pthread_create pthread_mutex_lock pthread_cond_wait \
-         __libc_start_main __read_chk __poll_chk getaddrinfo fork epoll_wait; do
-  grep -qx "$n" <<<"$exports" || { echo "FAIL: $n not exported"; fail=1; }
+
+# Defined dynamic symbols as name@@VERSION / name@VERSION / name (unversioned), without the
+# version definitions themselves (ABS symbols named like their version).
+defined() {
+  readelf --dyn-syms --wide "$1" |
+    awk '$1 ~ /^[0-9]+:$/ && $7 != "UND" && !($7 == "ABS" && $8 ~ /^(GLIBC|GREEN)_/) {print $8}' |
+    sort -u
+}
+
+want="$(python3 "$gen" --table "$table" --exports)" || { echo "FAIL: cannot read $table"; exit 1; }
+have="$(defined "$lib")"
+[[ -n "$have" ]] || { echo "FAIL: no dynamic symbols in $lib"; exit 1; }
+while read -r s; do
+  [[ -n "$s" ]] && { echo "FAIL: exported but not in symbols.txt: $s"; fail=1; }
+done < <(comm -13 <(echo "$want") <(echo "$have"))
+while read -r s; do
+  [[ -n "$s" ]] && { echo "FAIL: in symbols.txt but not exported: $s"; fail=1; }
+done < <(comm -23 <(echo "$want") <(echo "$have"))
+
+# glibc's versions (its hooks must bind where glibc's definitions are).
+glibc="$(defined "$libc")"
+while read -r s; do
+  [[ -z "$s" ]] && continue
+  name="${s%%@*}"
+  if grep -qxF "$s" <<<"$glibc"; then continue; fi
+  if [[ "$s" == *@@* ]] && grep -qxF "${s/@@/@}" <<<"$glibc"; then
+    echo "FAIL: $s is a compat version in glibc, not its default"; fail=1
+  elif ! grep -q "^$name@" <<<"$glibc"; then
+    echo "FAIL: $name is not a libc symbol"; fail=1
+  else
+    echo "FAIL: $s: glibc has $(grep "^$name@" <<<"$glibc" | tr '\n' ' ')"; fail=1
+  fi
+done <<<"$have"
+
+# Spot checks that do not depend on the table being right.
+for s in read@@GLIBC_2.2.5 pthread_create@@GLIBC_2.34 pthread_cond_wait@@GLIBC_2.3.2 \
+         pthread_cond_wait@GLIBC_2.2.5 __libc_start_main@@GLIBC_2.34; do
+  grep -qxF "$s" <<<"$have" || { echo "FAIL: $s not exported"; fail=1; }
 done
-objdump -T "$lib" | grep -q '(GLIBC_2.2.5) pthread_cond_wait' ||
-  { echo "FAIL: pthread_cond_wait@GLIBC_2.2.5 missing"; fail=1; }
-[[ $fail -eq 0 ]] && echo "exports_test: ok ($(wc -l <<<"$exports") names)"
+[[ $fail -eq 0 ]] && echo "exports_test: ok ($(wc -l <<<"$have") name@version entries, $(cut -d@ -f1 <<<"$have" | sort -u | wc -l) names)"
 exit $fail
