@@ -69,12 +69,13 @@ def parse_signature(sig, r, path, lineno):
         va = va.strip()
         if not va:
             fail(path, lineno, "a varargs signature names its argument: '... void* arg'")
-        r.vararg = (va, param_name(va, path, lineno))
+        # One or more named arguments read from the va_list (syscall reads six).
+        r.vararg = [(v, param_name(v, path, lineno)) for v in split_top(va) if v]
         fixed = [p for p in split_top(head.rstrip().rstrip(",")) if p]
         r.params = ", ".join(fixed + ["..."])  # the exported (C) signature
-        r.impl_params = ", ".join(fixed + [va])  # the body's signature
+        r.impl_params = ", ".join(fixed + [v for v, _ in r.vararg])  # the body's signature
         r.last_fixed = param_name(fixed[-1], path, lineno)
-        names = [param_name(p, path, lineno) for p in fixed] + [r.vararg[1]]
+        names = [param_name(p, path, lineno) for p in fixed] + [n for _, n in r.vararg]
     else:
         fixed = [] if params in ("", "void") else split_top(params)
         r.params = params if params else "void"
@@ -185,7 +186,9 @@ def hook_macro(r, preload):
         lines += [
             "  va_list green_ap;",
             f"  va_start(green_ap, {r.last_fixed});",
-            f"  {r.vararg[0]} = va_arg(green_ap, {r.vararg[0][: -len(r.vararg[1])].strip()});",
+        ]
+        lines += [f"  {d} = va_arg(green_ap, {d[: -len(n)].strip()});" for d, n in r.vararg]
+        lines += [
             "  va_end(green_ap);",
         ]
     void = r.ret == "void"

@@ -30,17 +30,21 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <cxxabi.h>
+
 #include <atomic>
 #include <cstring>
 #include <exception>
 #include <new>
 #include <string>
+#include <unordered_map>
 
 #include "common.hpp"
 #include "green/fiber.hpp"
 #include "green/offload.hpp"
 #include "sync_table.hpp"
 #include "thread.hpp"
+#include "thread_tcb.hpp"
 
 namespace green::shim {
 
@@ -73,19 +77,40 @@ detail::SpinLock g_live_lock;
 long g_live = 0;              // fiber-threads made by pthread_create still running (g_live_lock)
 detail::WaitList g_all_done;  // waiters for g_live == 0 (g_live_lock)
 
+// gettid() of fiber-threads: ids above PID_MAX_LIMIT (2^22), so the kernel never takes one
+// for a task (it answers ESRCH); tgkill/tkill with one are translated (thread_of_tid).
+constexpr int kVtidBase = 0x40000000;
+std::atomic<int> g_next_vtid{kVtidBase};
+detail::SpinLock g_vtid_lock;
+std::unordered_map<int, ShimThread*>* g_vtids = nullptr;  // running fiber-threads (g_vtid_lock)
+
+void vtid_add(ShimThread* t) {
+  t->vtid = g_next_vtid.fetch_add(1, std::memory_order_relaxed) + 1;
+  g_vtid_lock.lock();
+  if (!g_vtids) g_vtids = new std::unordered_map<int, ShimThread*>;
+  (*g_vtids)[t->vtid] = t;
+  g_vtid_lock.unlock();
+}
+void vtid_remove(ShimThread* t) {
+  g_vtid_lock.lock();
+  if (g_vtids) g_vtids->erase(t->vtid);
+  g_vtid_lock.unlock();
+}
+
 bool is_shim(pthread_t t) {
-  auto* p = reinterpret_cast<ShimThread*>(t);
-  return p && p->magic == ShimThread::kMagic;
+  return thread_of(t) != nullptr;
 }
 
 void destroy(ShimThread* t) {
   if (t->adopted || t == &g_main_thread) return;
   t->magic = 0;
   for (KeyBlock* b : t->keys) delete b;
+  if (t->tp) tcb::unref(t->tp);  // the pthread_t is dead: the identity may be reused
   delete t;
 }
 
 void finish(ShimThread* t, void* result) {
+  vtid_remove(t);
   t->lock.lock();
   t->result = result;
   t->done = true;
@@ -100,18 +125,31 @@ void finish(ShimThread* t, void* result) {
   stat_live(-1);
 }
 
-void thread_body(ShimThread* t) {
-  detail::Task* task = detail::current_task();
-  task->shim_data_ = t;
-  void* result = nullptr;
+void* call_start(void* p) {
+  auto* t = static_cast<ShimThread*>(p);
   try {
-    result = t->start(t->arg);
+    return t->start(t->arg);
   } catch (const ThreadExit&) {
-    result = t->result;
+    return t->result;
+  } catch (abi::__forced_unwind&) {
+    throw;  // glibc's pthread_exit/cancellation unwinding (own identity): never stopped here
   } catch (...) {
     std::terminate();  // what an exception escaping a real thread's start routine does
   }
+}
+
+void thread_body(ShimThread* t) {
+  detail::Task* task = green::detail::current_task();
+  task->shim_data_ = t;
+  void* result = nullptr;
+  if (t->tp) {
+    tcb::on_start(t->tp);
+    result = tcb::run_with_unwind_buf(t->tp, &call_start, t);
+  } else {
+    result = call_start(t);
+  }
   run_key_destructors(t);
+  if (t->tp) tcb::on_exit(t->tp);
   task->shim_data_ = nullptr;
   finish(t, result);
 }
@@ -139,14 +177,45 @@ int create_fiber(pthread_t* out, const pthread_attr_t* attr, void* (*fn)(void*),
   g_live_lock.unlock();
   stat_add(&Stats::threads_created);
   stat_live(1);
-  *out = reinterpret_cast<pthread_t>(t);  // before the fiber can run and detach itself
+  vtid_add(t);
+  if (tcb::enabled()) {
+    t->tp = tcb::create(t);
+    if (!t->tp) {
+      vtid_remove(t);
+      g_live_lock.lock();
+      --g_live;
+      g_live_lock.unlock();
+      stat_live(-1);
+      t->magic = 0;
+      delete t;
+      return EAGAIN;
+    }
+  }
+  // Before the fiber can run and detach itself.
+  *out = t->tp ? reinterpret_cast<pthread_t>(t->tp) : reinterpret_cast<pthread_t>(t);
   try {
-    green::spawn(SpawnOptions{"pthread", t->stack_size}, [t] { thread_body(t); }).detach();
+    auto body = [t] { thread_body(t); };
+    auto* task = new detail::TaskImpl<void, decltype(body)>(std::move(body), 1);
+    task->name_ = "pthread";
+    task->stack_size_ = t->stack_size;
+    task->tp_ = t->tp;
+    task->shim_data_ = t;
+    try {
+      detail::submit(task);
+    } catch (...) {
+      task->unref();
+      throw;
+    }
   } catch (...) {
+    vtid_remove(t);
     g_live_lock.lock();
     --g_live;
     g_live_lock.unlock();
     stat_live(-1);
+    if (t->tp) {  // never ran: both references
+      tcb::unref(t->tp);
+      tcb::unref(t->tp);
+    }
     t->magic = 0;
     delete t;
     return EAGAIN;
@@ -222,14 +291,50 @@ KeySlot* key_slot(ShimThread* t, unsigned key, bool create) {
   return &b->slot[key % 32];
 }
 
+// glibc's syscall(): the raw call; -1 and errno for results in [-4095, -1].
+long raw_syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6) {
+  long ret;
+  register long r10 asm("r10") = a4;
+  register long r8 asm("r8") = a5;
+  register long r9 asm("r9") = a6;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "0"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
+               : "rcx", "r11", "memory");
+  if (ret < 0 && ret > -4096) {
+    errno = int(-ret);
+    return -1;
+  }
+  return ret;
+}
+
 void futex_wake_all(void* addr) {
   syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
 }
 
 }  // namespace
 
+ShimThread* thread_of(pthread_t pt) noexcept {
+  auto* p = reinterpret_cast<ShimThread*>(pt);
+  if (!p) return nullptr;
+  if (p->magic == ShimThread::kMagic) return p;  // shared-TLS fiber-thread, adopted fiber
+  return tcb::owner(pt);                         // own identity (reads the descriptor)
+}
+
+ShimThread* thread_of_tid(int tid) noexcept {
+  if (tid < kVtidBase) return tid == g_main_thread.vtid && tid != 0 ? &g_main_thread : nullptr;
+  g_vtid_lock.lock();
+  ShimThread* t = nullptr;
+  if (g_vtids) {
+    auto it = g_vtids->find(tid);
+    if (it != g_vtids->end()) t = it->second;
+  }
+  g_vtid_lock.unlock();
+  return t;
+}
+
 ShimThread* current_thread() noexcept {
-  detail::Task* task = detail::current_task();
+  detail::Task* task = green::detail::current_task();
   if (!task) return nullptr;
   if (!task->shim_data_) {
     auto* t = new (std::nothrow) ShimThread;
@@ -243,10 +348,29 @@ ShimThread* current_thread() noexcept {
 
 void adopt_main_thread() noexcept {
   g_main_thread.detached = false;
-  detail::current_task()->shim_data_ = &g_main_thread;
+  g_main_thread.vtid = getpid();
+  green::detail::current_task()->shim_data_ = &g_main_thread;
+  tcb::main_fiber_started(&g_main_thread);
 }
 
 void run_key_destructors(ShimThread* t) noexcept {
+  if (t->tp) {  // own identity: the values are glibc's, in the descriptor
+    for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
+      bool any = false;
+      for (unsigned k = 0; k < kMaxKeys; ++k) {
+        if (!(g_keys[k].seq.load(std::memory_order_acquire) & 1)) continue;
+        void* v = real::pthread_getspecific(k);
+        if (!v) continue;
+        real::pthread_setspecific(k, nullptr);
+        if (void (*dtor)(void*) = g_keys[k].dtor.load(std::memory_order_acquire)) {
+          dtor(v);
+          any = true;
+        }
+      }
+      if (!any) break;
+    }
+    return;
+  }
   for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS; ++round) {
     bool any = false;
     for (unsigned k = 0; k < kMaxKeys; ++k) {
@@ -293,26 +417,26 @@ GREEN_HOOK(pthread_create) {
 }
 
 GREEN_HOOK(pthread_join) {
-  if (is_shim(th)) return join_shim(reinterpret_cast<ShimThread*>(th), ret, kNoDeadline, false);
+  if (ShimThread* t = thread_of(th)) return join_shim(t, ret, kNoDeadline, false);
   if (mode() == Mode::kFiber) return join_real_offloaded(th, ret);
   return real::pthread_join(th, ret);
 }
 
 GREEN_HOOK(pthread_tryjoin_np) {
-  if (is_shim(th)) return join_shim(reinterpret_cast<ShimThread*>(th), ret, kNoDeadline, true);
+  if (ShimThread* t = thread_of(th)) return join_shim(t, ret, kNoDeadline, true);
   return real::pthread_tryjoin_np(th, ret);
 }
 
 GREEN_HOOK(pthread_timedjoin_np) {
-  if (!is_shim(th)) return real::pthread_timedjoin_np(th, ret, abs);
+  ShimThread* t = thread_of(th);
+  if (!t) return real::pthread_timedjoin_np(th, ret, abs);
   if (abs && !timespec_valid(abs)) return EINVAL;
-  return join_shim(reinterpret_cast<ShimThread*>(th), ret,
-                   abs ? deadline_from_abs(CLOCK_REALTIME, *abs) : kNoDeadline, false);
+  return join_shim(t, ret, abs ? deadline_from_abs(CLOCK_REALTIME, *abs) : kNoDeadline, false);
 }
 
 GREEN_HOOK(pthread_detach) {
-  if (!is_shim(th)) return real::pthread_detach(th);
-  auto* t = reinterpret_cast<ShimThread*>(th);
+  ShimThread* t = thread_of(th);
+  if (!t) return real::pthread_detach(th);
   t->lock.lock();
   if (t->detached) {
     t->lock.unlock();
@@ -327,7 +451,11 @@ GREEN_HOOK(pthread_detach) {
 
 GREEN_HOOK(pthread_exit) {
   if (mode() == Mode::kFiber) {
-    current_thread()->result = value;
+    ShimThread* t = current_thread();
+    // Own identity: glibc's pthread_exit (cleanup handlers, C++ unwinding) lands in
+    // tcb::run_with_unwind_buf.
+    if (t->tp) real::pthread_exit(value);
+    t->result = value;
     throw ThreadExit{};
   }
   real::pthread_exit(value);
@@ -336,6 +464,7 @@ GREEN_HOOK(pthread_exit) {
 
 GREEN_HOOK(pthread_self) {
   if (mode() != Mode::kFiber) return real::pthread_self();
+  if (green::detail::current_task()->tp_) return real::pthread_self();  // own identity: its TP
   return reinterpret_cast<pthread_t>(current_thread());
 }
 
@@ -344,15 +473,17 @@ GREEN_HOOK(pthread_equal) {
 }
 
 GREEN_HOOK(pthread_setname_np) {
-  if (!is_shim(th)) return real::pthread_setname_np(th, name);
+  ShimThread* t = thread_of(th);
+  if (!t) return real::pthread_setname_np(th, name);
   if (std::strlen(name) > 15) return ERANGE;
-  std::strncpy(reinterpret_cast<ShimThread*>(th)->name, name, 15);
+  std::strncpy(t->name, name, 15);
   return 0;
 }
 
 GREEN_HOOK(pthread_getname_np) {
-  if (!is_shim(th)) return real::pthread_getname_np(th, buf, len);
-  const char* n = reinterpret_cast<ShimThread*>(th)->name;
+  ShimThread* t = thread_of(th);
+  if (!t) return real::pthread_getname_np(th, buf, len);
+  const char* n = t->name;
   if (std::strlen(n) + 1 > len) return ERANGE;
   std::strcpy(buf, n);
   return 0;
@@ -364,6 +495,45 @@ GREEN_HOOK(pthread_kill) {
   if (sig == 0) return 0;
   // A fiber-thread has no OS thread of its own: the signal goes to the process (documented).
   return kill(getpid(), sig) == 0 ? 0 : errno;
+}
+
+// gettid() on a fiber-thread: its own id (the main fiber: the pid; others: kVtidBase + n,
+// never a kernel task id); library fibers and OS threads: the kernel's.
+GREEN_HOOK(gettid) {
+  if (mode() == Mode::kFiber) {
+    auto* t = static_cast<ShimThread*>(green::detail::current_task()->shim_data_);
+    if (t && t->vtid) return t->vtid;
+  }
+  return pid_t(raw_syscall(SYS_gettid, 0, 0, 0, 0, 0, 0));
+}
+
+// tgkill to a fiber-thread's id: what pthread_kill does for it; an unknown id of that range
+// is ESRCH, as for an exited thread.
+GREEN_HOOK(tgkill) {
+  if (tid >= kVtidBase) {
+    ShimThread* t = thread_of_tid(tid);
+    if (!t || tgid != getpid()) {
+      errno = ESRCH;
+      return -1;
+    }
+    int r = green_hook_pthread_kill(
+        t->tp ? reinterpret_cast<pthread_t>(t->tp) : reinterpret_cast<pthread_t>(t), sig);
+    if (r != 0) {
+      errno = r;
+      return -1;
+    }
+    return 0;
+  }
+  return int(raw_syscall(SYS_tgkill, tgid, tid, sig, 0, 0, 0));
+}
+
+// syscall(2): SYS_gettid, SYS_tgkill and SYS_tkill get the treatment above; everything else
+// is the raw system call, exactly as glibc's syscall() does it.
+GREEN_HOOK(syscall) {
+  if (n == SYS_gettid) return green_hook_gettid();
+  if (n == SYS_tgkill) return green_hook_tgkill(pid_t(a1), pid_t(a2), int(a3));
+  if (n == SYS_tkill) return green_hook_tgkill(getpid(), pid_t(a1), int(a2));
+  return raw_syscall(n, a1, a2, a3, a4, a5, a6);
 }
 
 GREEN_HOOK(pthread_once) {
@@ -405,7 +575,8 @@ GREEN_HOOK(pthread_key_delete) {
 }
 
 GREEN_HOOK(pthread_getspecific) {
-  if (mode() != Mode::kFiber) return real::pthread_getspecific(key);
+  if (mode() != Mode::kFiber || green::detail::current_task()->tp_)
+    return real::pthread_getspecific(key);
   if (key >= kMaxKeys) return nullptr;
   KeySlot* s = key_slot(current_thread(), key, false);
   if (!s || s->seq != g_keys[key].seq.load(std::memory_order_acquire)) return nullptr;
@@ -413,7 +584,8 @@ GREEN_HOOK(pthread_getspecific) {
 }
 
 GREEN_HOOK(pthread_setspecific) {
-  if (mode() != Mode::kFiber) return real::pthread_setspecific(key, value);
+  if (mode() != Mode::kFiber || green::detail::current_task()->tp_)
+    return real::pthread_setspecific(key, value);
   if (key >= kMaxKeys) return EINVAL;
   KeySlot* s = key_slot(current_thread(), key, true);
   if (!s) return ENOMEM;

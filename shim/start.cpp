@@ -4,7 +4,9 @@
 // the shim interposes it (both symbol versions: GLIBC_2.34 for programs linked against glibc
 // >= 2.34, GLIBC_2.2.5 for older ones, each forwarding to the matching real version), and
 // passes the real one a replacement main that
-//   1. reads GREEN_THREADS (fibers|os) and GREEN_STATS (0|1) and resolves the runtime options
+//   1. reads GREEN_THREADS (fibers|os), GREEN_THREAD_TLS (auto|shared|wrfsbase|arch_prctl:
+//      fiber-threads with thread identities of their own, thread_tcb.hpp) and GREEN_STATS
+//      (0|1) and resolves the runtime options
 //      from GREEN_WORKERS/GREEN_STACK_SIZE/GREEN_STACK_GUARD; a malformed value prints one line
 //      naming the variable and what it accepts, and exits with status 2;
 //   2. calls green::run with the program's main as the main fiber (identity: the main
@@ -26,6 +28,7 @@
 #include "fd_table.hpp"
 #include "green/runtime.hpp"
 #include "thread.hpp"
+#include "thread_tcb.hpp"
 
 using namespace green::shim;
 
@@ -87,6 +90,19 @@ int green_main(int argc, char** argv, char** envp) {
       bad_setting("GREEN_THREADS", threads, "fibers or os");
     }
   }
+  const char* tls = std::getenv("GREEN_THREAD_TLS");
+  tcb::Setting tls_setting = tcb::Setting::kAuto;
+  if (tls && *tls) {
+    if (std::strcmp(tls, "shared") == 0) {
+      tls_setting = tcb::Setting::kShared;
+    } else if (std::strcmp(tls, "wrfsbase") == 0) {
+      tls_setting = tcb::Setting::kWrfsbase;
+    } else if (std::strcmp(tls, "arch_prctl") == 0) {
+      tls_setting = tcb::Setting::kArchPrctl;
+    } else if (std::strcmp(tls, "auto") != 0) {
+      bad_setting("GREEN_THREAD_TLS", tls, "auto, shared, wrfsbase or arch_prctl");
+    }
+  }
   const char* stats = std::getenv("GREEN_STATS");
   bool want_stats = false;
   if (stats && *stats) {
@@ -105,12 +121,18 @@ int green_main(int argc, char** argv, char** envp) {
   }
   g_workers = opts.workers;
   g_pid = getpid();
+  // Thread identities (thread_tcb.hpp): from here on worker 0's scheduler gets its own, and
+  // this thread's (the process's main thread) goes to the main fiber.
+  bool own_tls = tcb::init(tls_setting);
   if (want_stats) std::atexit(print_stats);
   // green::run's body (runtime.hpp), with one change: the main fiber gets the stack a real
   // main thread has (RLIMIT_STACK, 8 MiB if unlimited; at least GREEN_STACK_SIZE), since
   // programs size their recursion for it; other fibers use GREEN_STACK_SIZE.
   auto body = [&]() -> int {
     adopt_main_thread();
+    struct Done {
+      ~Done() { tcb::main_fiber_done(); }
+    } done;
     try {
       return g_main(argc, argv, envp);
     } catch (const ThreadExit&) {
@@ -123,6 +145,7 @@ int green_main(int argc, char** argv, char** envp) {
     auto* t = new green::detail::TaskImpl<int, decltype(body)>(std::move(body));
     t->name_ = "main";
     t->stack_size_ = main_stack_size(opts.stack_size);
+    if (own_tls) t->tp_ = tcb::main_tp();
     t->ref();
     struct Drop {
       green::detail::Task* t;

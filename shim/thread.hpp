@@ -1,5 +1,7 @@
 // Fiber-threads: what pthread_create makes on a fiber, and the per-thread state that
-// pthread_self, pthread_join/detach/exit and thread keys need (hook_thread.cpp).
+// pthread_self, pthread_join/detach/exit and thread keys need (hook_thread.cpp). With thread
+// identities on (thread_tcb.hpp, the default where glibc's layout is known) a fiber-thread
+// also has its own glibc descriptor and TLS, and its pthread_t is that descriptor.
 //
 // Owns: ShimThread objects. One per fiber created by pthread_create, one static for the
 // program's main fiber, and one created lazily for any other fiber that asks for its identity
@@ -39,11 +41,18 @@ struct ShimThread {
   bool joining = false;      // guarded by lock
   bool adopted = false;      // not made by pthread_create: never freed
   char name[16] = {};
-  KeyBlock* keys[32] = {};   // thread-specific values, touched only by the thread itself
+  KeyBlock* keys[32] = {};  // thread-specific values (shared-TLS mode), the thread's own
+  char* tp = nullptr;       // own thread identity (thread_tcb.hpp): pthread_t == tp;
+                            // nullptr: shares its worker's (pthread_t == this)
+  int vtid = 0;             // what gettid() returns on it (0: the worker's tid)
 };
 
 // The calling fiber's ShimThread (created on demand). Must be called on a fiber.
 ShimThread* current_thread() noexcept;
+// The ShimThread of a fiber-thread's pthread_t (either kind), nullptr for a real OS thread.
+ShimThread* thread_of(pthread_t t) noexcept;
+// The fiber-thread whose gettid() is `tid` (still running), or nullptr.
+ShimThread* thread_of_tid(int tid) noexcept;
 
 // Marks the calling fiber as the program's main thread (preload start-up).
 void adopt_main_thread() noexcept;

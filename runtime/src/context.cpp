@@ -12,6 +12,7 @@
 
 #include "green/errors.hpp"
 #include "scheduler.hpp"
+#include "thread_pointer.hpp"
 #include "worker.hpp"
 
 namespace green::detail {
@@ -53,6 +54,9 @@ void run_task(Worker* w, Task* t) {
   }
   Runtime* rt = w->runtime();
   bool is_main = (t == rt->main_);
+  // The task's own thread identity is still the FS base here; the next context hands it back
+  // (Context::switched_away) once nothing runs on it.
+  if (t->tp_) w->running()->retire_ |= Context::kReleaseTp;
   t->finish();
   t->unref();  // the runtime's reference
   if (is_main) rt->stop();
@@ -81,6 +85,14 @@ void Context::queue_corrupt(const char* what) noexcept {
                "twice\n",
                static_cast<void*>(this), static_cast<void*>(task_), int(state_), what);
   std::abort();
+}
+
+void Context::switched_away() noexcept {
+  if (retire_ & kReleaseTp) {
+    retire_ &= std::uint8_t(~kReleaseTp);
+    if (g_tp.release) g_tp.release(tp_);
+  }
+  if (retire_ & kDestroy) destroy();
 }
 
 void Context::destroy() noexcept {

@@ -58,7 +58,10 @@ class Context {
   // `to`; returns when some context switches back to this one. Tells the sanitizers; no
   // bookkeeping (Worker::switch_to does that; the backtrace visits of dumps use it bare).
   // Inline: it is the heart of every hot path.
+  // The FS base changes here when `to` runs with another thread pointer (thread_pointer.hpp):
+  // after this stack's last TLS access, before `to`'s first.
   __attribute__((always_inline)) void jump(Context* to) {
+    if (__builtin_expect(to->tp_ != tp_, 0)) enter_tp(to);
     void* fake_stack = nullptr;
     sanitizer_before_switch(to->san_, &fake_stack);
     auto from = boost::context::detail::jump_fcontext(to->fctx_, this);
@@ -99,7 +102,14 @@ class Context {
   }
   [[noreturn]] void queue_corrupt(const char* what) noexcept;
   bool is_scheduler_ = false;
-  bool retire_ = false;       // destroy after switching away (pool over capacity)
+  // Work for the next context once this one is switched away from (finish_switch):
+  static constexpr std::uint8_t kDestroy = 1;    // pool over capacity: release the stack
+  static constexpr std::uint8_t kReleaseTp = 2;  // the finished task's own TP is unused now
+  std::uint8_t retire_ = 0;
+  void switched_away() noexcept;  // does what retire_ asks (one flag test on the hot path)
+  // The thread pointer this context's code runs with (thread_pointer.hpp): the worker's own
+  // (Worker::sched_.tp_) unless its task has a thread identity of its own (Task::tp_).
+  char* tp_ = nullptr;
 
   Stack stack_;
   SanitizerState san_;
@@ -120,8 +130,11 @@ class Context {
   static void finish_switch(boost::context::detail::transfer_t from) noexcept {
     auto* prev = static_cast<Context*>(from.data);
     prev->fctx_ = from.fctx;
-    if (prev->retire_) prev->destroy();
+    if (prev->retire_) prev->switched_away();
   }
+  // Stores the worker's runtime state (and glibc's tid) into `to`'s TLS block, then writes
+  // the FS base (thread_pointer.hpp). Defined in worker.cpp; called only between two stacks.
+  static void enter_tp(Context* to) noexcept;
   static void on_timer(uv_timer_t* t);
 
   // Suspended machine state while this context is not running (tools/green-gdb.py reads it).

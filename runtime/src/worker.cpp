@@ -17,10 +17,64 @@
 #include "green/wait_group.hpp"
 #include "scheduler.hpp"
 #include "spin.hpp"
+#include "thread_pointer.hpp"
 
 namespace green::detail {
 
 __attribute__((tls_model("initial-exec"))) thread_local Worker* Worker::tls_current_ = nullptr;
+
+TpConfig g_tp;
+
+namespace {
+
+char* g_sched0_tp = nullptr;  // set_scheduler0_tp: worker 0's scheduler identity (one run)
+void (*g_sched0_entered)() = nullptr;
+
+// Stores the per-worker runtime state into the TLS block at `tp` (explicit offsets: no TLS
+// access, so it may run with any FS base). w == nullptr: "no worker" (after the runtime).
+void store_worker_state(char* tp, Worker* w, int index, Task* task, long tid) noexcept {
+  *reinterpret_cast<Worker**>(tp + g_tp.current_offset) = w;
+  auto* st = reinterpret_cast<ThreadState*>(tp + g_tp.state_offset);
+  st->task = task;
+  st->worker = index;
+  if (g_tp.tid_offset >= 0) *reinterpret_cast<int*>(tp + g_tp.tid_offset) = int(tid);
+}
+
+}  // namespace
+
+bool enable_thread_pointers(int write, long tid_offset, void (*release)(void*)) noexcept {
+  if (write != int(TpWrite::kWrfsbase) && write != int(TpWrite::kArchPrctl)) return false;
+  char* tp = read_tp();
+  g_tp.current_offset = reinterpret_cast<char*>(&Worker::tls_current_) - tp;
+  g_tp.state_offset = reinterpret_cast<char*>(&g_thread_state) - tp;
+  g_tp.tid_offset = tid_offset;
+  g_tp.release = release;
+  g_tp.write = TpWrite(write);
+  return true;
+}
+
+void set_scheduler0_tp(void* tp, void (*entered)()) noexcept {
+  g_sched0_tp = static_cast<char*>(tp);
+  g_sched0_entered = entered;
+}
+
+void current_fiber_stack(void** lo, std::size_t* size) noexcept {
+  Worker* w = Worker::current();
+  Context* c = w ? w->running() : nullptr;
+  if (!c || c->is_scheduler_) {
+    *lo = nullptr;
+    *size = 0;
+    return;
+  }
+  *lo = c->stack_.top() - c->stack_.usable();
+  *size = c->stack_.usable();
+}
+
+__attribute__((noinline)) void Context::enter_tp(Context* to) noexcept {
+  Worker* w = to->worker_;
+  store_worker_state(to->tp_, w, w->index_, to->task_, w->tid_);
+  write_tp(to->tp_);
+}
 
 namespace {
 constexpr auto kSpin = std::chrono::microseconds(20);
@@ -136,6 +190,7 @@ Context* Worker::context_for(Task* t) {
     }
   }
   c->task_ = t;
+  c->tp_ = t->tp_ ? t->tp_ : sched_.tp_;
   t->context_ = c;
   return c;
 }
@@ -251,7 +306,9 @@ void Worker::context_done(Context* ctx) {
     if (!next && drain_inbox()) next = pop_ready();
     if (!next) {
       while (Task* t = pop_task()) {
-        if (t->stack_size_ == 0 || t->stack_size_ == stacks_.default_size()) {
+        if ((t->stack_size_ == 0 || t->stack_size_ == stacks_.default_size()) &&
+            (t->tp_ ? t->tp_ : sched_.tp_) == ctx->tp_) {
+          // Same stack size and thread pointer: a switch would change nothing.
           if (ctx->stack_.pooled) {  // run it right here: no switch at all
             ctx->task_ = t;
             t->context_ = ctx;
@@ -268,7 +325,7 @@ void Worker::context_done(Context* ctx) {
     ctx->state_ = Context::State::kIdle;
     pool_.push_back(ctx);
   } else {
-    ctx->retire_ = true;  // destroyed by Context::finish_switch on the next context
+    ctx->retire_ |= Context::kDestroy;  // destroyed by Context::finish_switch on the next context
   }
   switch_to(next);
   // Taken from the pool by context_for(): task_ is set.
@@ -378,6 +435,31 @@ void Worker::idle() {
 }
 
 void Worker::run() {
+  // Worker 0 runs on the thread that called green::run. When the shim gives that thread's
+  // identity (the process's main thread: constructors' TLS, pthread_self) to the main fiber,
+  // the scheduler context runs with an identity of its own meanwhile; the FS base is switched
+  // here, around run_loop (noinline, so no TLS address of either side crosses the switch).
+  char* own = read_tp();
+  char* sched_tp = own;
+  if (index_ == 0 && g_sched0_tp) {
+    sched_tp = g_sched0_tp;
+    g_sched0_tp = nullptr;
+  }
+  sched_.tp_ = sched_tp;
+  tid_ = raw_gettid();
+  if (sched_tp == own) {
+    run_loop();
+    return;
+  }
+  store_worker_state(sched_tp, this, index_, nullptr, tid_);
+  write_tp(sched_tp);
+  if (g_sched0_entered) g_sched0_entered();
+  run_loop();
+  store_worker_state(own, nullptr, -1, nullptr, tid_);
+  write_tp(own);
+}
+
+__attribute__((noinline)) void Worker::run_loop() {
   install_overflow_handler_on_this_thread();
   {
     // The scheduler context runs on this thread's own stack.

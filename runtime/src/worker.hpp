@@ -179,6 +179,7 @@ class Worker {
   }
   static std::int64_t now_ns() noexcept;
   void teardown();
+  void run_loop();
   void install_overflow_handler_on_this_thread();
   void retire(Context* c);
 
@@ -189,6 +190,7 @@ class Worker {
   uv_loop_t loop_;
   uv_async_t async_;
   Context sched_;
+  long tid_ = 0;  // kernel tid of the worker's thread (enter_tp stores it into glibc's tid)
   Context* running_ = nullptr;
   Context* ready_head_ = nullptr;
   Context* ready_tail_ = nullptr;
@@ -227,6 +229,7 @@ class Worker {
 
   friend class Context;
   friend class Runtime;
+  friend bool enable_thread_pointers(int, long, void (*)(void*)) noexcept;
 };
 
 }  // namespace green::detail

@@ -8,6 +8,8 @@
 // own stack) has no current task, so everything libuv does there passes through too.
 #pragma once
 
+#include <cstddef>
+
 #include "green/export.hpp"
 
 namespace green::detail {
@@ -21,6 +23,19 @@ struct ThreadState {
 };
 
 GREEN_API ThreadState& thread_state() noexcept;
+
+// Per-task thread pointers (runtime/src/thread_pointer.hpp), for the shim's fiber-threads.
+// enable_thread_pointers: call once before the runtime starts, on the thread that will call
+// it. write: 1 = wrfsbase, 2 = arch_prctl(ARCH_SET_FS); tid_offset: TP-relative offset of
+// glibc's pthread::tid (the worker's tid is stored there at each switch-in), -1: none;
+// release(tp): a finished task's Task::tp_ no longer runs anywhere (called on a worker).
+GREEN_API bool enable_thread_pointers(int write, long tid_offset, void (*release)(void*)) noexcept;
+// The next runtime's worker 0 runs its scheduler context with `tp` (a fresh identity), so
+// that the calling thread's own identity can go to the main task (Task::tp_). `entered` runs
+// on that identity first (it sets up what only code running on it can: locale, errno).
+GREEN_API void set_scheduler0_tp(void* tp, void (*entered)()) noexcept;
+// The running fiber's stack (lowest usable address, usable size); {nullptr, 0} off a fiber.
+GREEN_API void current_fiber_stack(void** lo, std::size_t* size) noexcept;
 
 inline bool hooks_active() noexcept {
   ThreadState& s = thread_state();

@@ -65,6 +65,9 @@ class GREEN_API Task {
   Task* next_ = nullptr;        // link in run queues while kQueued
   Context* context_ = nullptr;  // set when started
   void* shim_data_ = nullptr;   // per-fiber-thread state owned by the shim (pthread emulation)
+  // Thread pointer (FS base) of the task's own thread identity, set before submit by the
+  // shim; nullptr: the task shares its worker's (runtime/src/thread_pointer.hpp).
+  char* tp_ = nullptr;
   std::atomic<std::uint32_t> state_{kQueued};
   Waiter* waiter_ = nullptr;                 // wait in progress (home thread only)
   std::atomic<void*> home_{nullptr};         // the Worker running it, set at start
