@@ -9,6 +9,9 @@ packages=(
   build-essential cmake ninja-build meson pkg-config
   libuv1-dev libboost-context-dev libboost-fiber-dev libgtest-dev libbenchmark-dev
   python3 gnuplot-nox wrk curl procps
+  # for tests/shim/real_programs.sh (small; nodejs is not installed here: Debian's pulls in
+  # ~40 MB of libraries -- the test runs node when it is present and skips it otherwise)
+  ripgrep
   # for scripts/fetch-libuv.sh: unpacking and patching Debian's libuv1 source package
   tar gzip xz-utils patch debian-archive-keyring
 )

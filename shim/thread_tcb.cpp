@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <setjmp.h>
 #include <sys/auxv.h>
+#include <unistd.h>
 
 #include <cxxabi.h>
 #include <atomic>
@@ -72,7 +73,7 @@ std::size_t g_libc_size = 0;  // its PT_TLS memsz
 long g_resp_off = 0;          // TP-relative offset of libc's __resp slot (0: unknown)
 char* g_main_tp = nullptr;
 char* g_sched0_tp = nullptr;
-void* g_main_saved[4] = {};  // the main descriptor's stack fields while the main fiber runs
+void* g_main_saved[6] = {};  // the main descriptor's stack fields while the main fiber runs
 
 detail::SpinLock g_pool_lock;
 char* g_pool = nullptr;  // pooled identities (g_pool_lock)
@@ -220,6 +221,20 @@ void drop(char* tp) {
   std::free(mem);
 }
 
+// The running fiber's stack as glibc describes a thread's: the block includes the guard area
+// below the usable stack (pthread_getattr_np reports stackblock + size as the top, size minus
+// guardsize as the size, reported_guardsize as the guard). An unguarded fiber stack still
+// reports one page of guard: Rust's std refuses to start a thread whose guard size is 0.
+void set_stack_fields(char* tp) {
+  void* lo = nullptr;
+  std::size_t size = 0, guard = 0;
+  detail::current_fiber_stack(&lo, &size, &guard);
+  at<char*>(tp, kStackblock) = static_cast<char*>(lo) - guard;
+  at<std::size_t>(tp, kStackblockSize) = size + guard;
+  at<std::size_t>(tp, kGuardsize) = guard;
+  at<std::size_t>(tp, kReportedGuardsize) = guard ? guard : std::size_t(getpagesize());
+}
+
 void sched0_entered() {  // on worker 0's scheduler identity, before its loop
   errno = 0;
   uselocale(LC_GLOBAL_LOCALE);
@@ -285,15 +300,10 @@ char* main_tp() noexcept {
 void main_fiber_started(ShimThread* main) noexcept {
   if (!g_enabled) return;
   char* tp = g_main_tp;
-  g_main_saved[0] = at<void*>(tp, kStackblock);
-  g_main_saved[1] = at<void*>(tp, kStackblockSize);
-  g_main_saved[2] = at<void*>(tp, kStartRoutine);
-  g_main_saved[3] = at<void*>(tp, kArg);
-  void* lo = nullptr;
-  std::size_t size = 0;
-  detail::current_fiber_stack(&lo, &size);
-  at<void*>(tp, kStackblock) = lo;
-  at<std::size_t>(tp, kStackblockSize) = size;
+  for (int i = 0; i < 4; ++i) g_main_saved[i] = at<void*>(tp, kStackblock + 8 * i);
+  g_main_saved[4] = at<void*>(tp, kStartRoutine);
+  g_main_saved[5] = at<void*>(tp, kArg);
+  set_stack_fields(tp);
   at<void*>(tp, kStartRoutine) = reinterpret_cast<void*>(&marker);
   at<ShimThread*>(tp, kArg) = main;
 }
@@ -301,10 +311,9 @@ void main_fiber_started(ShimThread* main) noexcept {
 void main_fiber_done() noexcept {
   if (!g_enabled) return;
   char* tp = g_main_tp;
-  at<void*>(tp, kStackblock) = g_main_saved[0];
-  at<void*>(tp, kStackblockSize) = g_main_saved[1];
-  at<void*>(tp, kStartRoutine) = g_main_saved[2];
-  at<void*>(tp, kArg) = g_main_saved[3];
+  for (int i = 0; i < 4; ++i) at<void*>(tp, kStackblock + 8 * i) = g_main_saved[i];
+  at<void*>(tp, kStartRoutine) = g_main_saved[4];
+  at<void*>(tp, kArg) = g_main_saved[5];
 }
 
 char* create(ShimThread* t) noexcept {
@@ -337,13 +346,7 @@ ShimThread* owner(pthread_t pt) noexcept {
 }
 
 void on_start(char* tp) noexcept {
-  void* lo = nullptr;
-  std::size_t size = 0;
-  detail::current_fiber_stack(&lo, &size);
-  at<void*>(tp, kStackblock) = lo;
-  at<std::size_t>(tp, kStackblockSize) = size;
-  at<std::size_t>(tp, kGuardsize) = 0;
-  at<std::size_t>(tp, kReportedGuardsize) = 0;
+  set_stack_fields(tp);
   if (g_resp_off) at<void*>(tp, g_resp_off) = tp + kRes;
   errno = 0;
   h_errno = 0;

@@ -58,16 +58,19 @@ void set_scheduler0_tp(void* tp, void (*entered)()) noexcept {
   g_sched0_entered = entered;
 }
 
-void current_fiber_stack(void** lo, std::size_t* size) noexcept {
+void current_fiber_stack(void** lo, std::size_t* size, std::size_t* guard) noexcept {
   Worker* w = Worker::current();
   Context* c = w ? w->running() : nullptr;
   if (!c || c->is_scheduler_) {
     *lo = nullptr;
     *size = 0;
+    *guard = 0;
     return;
   }
-  *lo = c->stack_.top() - c->stack_.usable();
+  char* usable_lo = c->stack_.top() - c->stack_.usable();
+  *lo = usable_lo;
   *size = c->stack_.usable();
+  *guard = c->stack_.guarded ? std::size_t(usable_lo - c->stack_.base) : 0;
 }
 
 __attribute__((noinline)) void Context::enter_tp(Context* to) noexcept {

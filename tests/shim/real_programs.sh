@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Real programs nobody here wrote behave identically under greenrun: coreutils (ls, sort, cat,
-# wc, sha256sum), python3 (threads + sockets), curl against a local HTTP server (python3's
-# http.server, bound to 127.0.0.1 only). Each is run without and with greenrun; outputs must
-# match. Programs that are not installed are skipped with a note.
+# wc, sha256sum), python3 (threads + sockets, fork from a worker thread), curl against a local
+# HTTP server (python3's http.server, bound to 127.0.0.1 only), ripgrep with 4 threads over a
+# directory tree (Rust's std reads pthread_getattr_np(pthread_self()) at thread start), node
+# with 4 worker_threads (each a V8 isolate: thread-local state per fiber-thread). Each is run
+# without and with greenrun; outputs must match. Programs that are not installed are skipped
+# with a note.
 #   real_programs.sh GREENRUN
 set -u
 greenrun="$(realpath "$1")"
@@ -85,6 +88,67 @@ PY
   same python3 -- python3 threads_sockets.py
 else
   echo "skip: python3 not installed"
+fi
+
+if command -v python3 >/dev/null; then
+  cat >"$tmp/fork_thread.py" <<'PY'
+import os, threading
+def work():
+    me = threading.current_thread()
+    pid = os.fork()
+    if pid == 0:
+        ok = threading.main_thread() is threading.current_thread() and threading.current_thread() is me
+        print("child main-thread ok", ok, threading.get_native_id() == os.getpid(), flush=True)
+        os._exit(0 if ok else 1)
+    _, status = os.waitpid(pid, 0)
+    print("child status", os.waitstatus_to_exitcode(status), flush=True)
+t = threading.Thread(target=work); t.start(); t.join()
+ids = set()
+def rec(): ids.add(threading.get_native_id())
+ts = [threading.Thread(target=rec) for _ in range(8)]
+[t.start() for t in ts]; [t.join() for t in ts]
+print("distinct native ids", len(ids) == 8 and threading.get_native_id() not in ids)
+PY
+  same python3-fork-thread -- python3 fork_thread.py
+fi
+
+if command -v rg >/dev/null; then
+  for i in $(seq 1 40); do
+    mkdir -p "$tmp/tree/d$((i % 7))/e$((i % 3))"
+    for j in $(seq 1 5); do
+      echo "alpha $i $j beta $((i * j % 11)) gamma" >"$tmp/tree/d$((i % 7))/e$((i % 3))/f$i-$j.txt"
+    done
+  done
+  same ripgrep -- sh -c 'rg -j4 -n "beta [357]" tree | sort'
+  same ripgrep-count -- sh -c 'rg -j4 -c alpha tree | sort'
+else
+  echo "skip: rg (ripgrep) not installed"
+fi
+
+if command -v node >/dev/null; then
+  cat >"$tmp/workers.js" <<'JS'
+const { Worker, isMainThread, parentPort, workerData } = require('worker_threads');
+if (isMainThread) {
+  const results = [];
+  let done = 0;
+  for (let i = 0; i < 4; i++) {
+    const w = new Worker(__filename, { workerData: i });
+    w.on('message', (m) => { results[i] = m; });
+    w.on('exit', (code) => {
+      if (code !== 0) { console.error('worker exit', code); process.exitCode = 1; }
+      if (++done === 4) for (const r of results) console.log(r);
+    });
+  }
+} else {
+  let s = 0;
+  for (let k = 0; k < 200000; k++) s = (s + k * (workerData + 1)) % 1000003;
+  const arr = Array.from({ length: 1000 }, (_, k) => (k * 7 + workerData) % 101).sort((a, b) => a - b);
+  parentPort.postMessage(`worker ${workerData}: ${s} ${arr[500]} ${JSON.stringify({ a: [1, 2, workerData] })}`);
+}
+JS
+  same node-worker-threads -- node workers.js
+else
+  echo "skip: node not installed"
 fi
 
 if command -v curl >/dev/null && command -v python3 >/dev/null; then

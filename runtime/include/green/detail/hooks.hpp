@@ -34,8 +34,9 @@ GREEN_API bool enable_thread_pointers(int write, long tid_offset, void (*release
 // that the calling thread's own identity can go to the main task (Task::tp_). `entered` runs
 // on that identity first (it sets up what only code running on it can: locale, errno).
 GREEN_API void set_scheduler0_tp(void* tp, void (*entered)()) noexcept;
-// The running fiber's stack (lowest usable address, usable size); {nullptr, 0} off a fiber.
-GREEN_API void current_fiber_stack(void** lo, std::size_t* size) noexcept;
+// The running fiber's stack: lowest usable address, usable size, size of the guard area just
+// below it (0: unguarded); all zero off a fiber.
+GREEN_API void current_fiber_stack(void** lo, std::size_t* size, std::size_t* guard) noexcept;
 
 inline bool hooks_active() noexcept {
   ThreadState& s = thread_state();
