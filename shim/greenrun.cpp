@@ -19,6 +19,10 @@
 #include <string>
 #include <vector>
 
+// The runtime's own parsers and limits (header-only: greenrun does not link libgreen), so a
+// flag value greenrun accepts is one the preload library accepts.
+#include "../runtime/src/option_parse.hpp"
+
 #ifndef GREENRUN_RELATIVE_LIBDIR
 #define GREENRUN_RELATIVE_LIBDIR "../lib"
 #endif
@@ -66,36 +70,6 @@ const char* kHelp =
 [[noreturn]] void usage_error(const std::string& msg) {
   std::fprintf(stderr, "greenrun: %s (see greenrun --help)\n", msg.c_str());
   std::exit(2);
-}
-
-bool parse_workers(const std::string& v) {
-  if (v.empty() || v.size() > 4) return false;
-  for (char c : v)
-    if (c < '0' || c > '9') return false;
-  long n = std::strtol(v.c_str(), nullptr, 10);
-  return n >= 1 && n <= 1024;
-}
-
-bool parse_size(const std::string& v) {
-  if (v.empty()) return false;
-  std::size_t i = 0;
-  unsigned long long n = 0;
-  while (i < v.size() && v[i] >= '0' && v[i] <= '9') {
-    n = n * 10 + static_cast<unsigned>(v[i] - '0');
-    if (n > (1ull << 40)) return false;
-    ++i;
-  }
-  if (i == 0) return false;
-  if (i < v.size()) {
-    char s = v[i];
-    unsigned long long mul = s == 'K' || s == 'k' ? 1ull << 10
-                             : s == 'M' || s == 'm' ? 1ull << 20
-                             : s == 'G' || s == 'g' ? 1ull << 30
-                                                    : 0;
-    if (!mul || i + 1 != v.size()) return false;
-    n *= mul;
-  }
-  return n >= 16 * 1024 && n <= (1ull << 30);
 }
 
 std::string self_dir() {
@@ -159,11 +133,11 @@ int main(int argc, char** argv) {
         value = argv[++i];
       }
       if (name == "--workers") {
-        if (!parse_workers(value))
+        if (unsigned long n; !green::detail::parse_uint(value, 1, green::detail::kMaxWorkers, &n))
           usage_error("invalid --workers '" + value + "': expected an integer 1..1024");
         env.emplace_back("GREEN_WORKERS", value);
       } else if (name == "--stack-size") {
-        if (!parse_size(value))
+        if (std::size_t n; !green::detail::parse_stack_size(value, &n))
           usage_error("invalid --stack-size '" + value +
                       "': expected bytes with optional K/M/G suffix, 16K..1G");
         env.emplace_back("GREEN_STACK_SIZE", value);
@@ -176,8 +150,7 @@ int main(int argc, char** argv) {
           usage_error("invalid --deadlock '" + value + "': expected exit, warn or off");
         env.emplace_back("GREEN_DEADLOCK", value);
       } else if (name == "--blocked-ms") {
-        if (value.empty() || value.find_first_not_of("0123456789") != std::string::npos ||
-            value.size() > 7 || std::stol(value) > 3600000)
+        if (unsigned long n; !green::detail::parse_uint(value, 0, green::detail::kMaxBlockedMs, &n))
           usage_error("invalid --blocked-ms '" + value + "': expected 0 (off) to 3600000");
         env.emplace_back("GREEN_BLOCKED_MS", value);
       } else {  // --dump-on: the preload library validates the name and exits 2 if bad

@@ -236,8 +236,10 @@ TEST(ParseSize, AcceptsPlainAndSuffixedSizes) {
     const char* text;
     std::size_t want;
   } cases[] = {
-      {"65536", 65536},     {"64K", 64 * 1024}, {"1M", 1024 * 1024}, {"1G", std::size_t{1} << 30},
-      {"256K", 256 * 1024},
+      {"65536", 65536},         {"64K", 64 * 1024},
+      {"1M", 1024 * 1024},      {"1G", std::size_t{1} << 30},
+      {"256K", 256 * 1024},     {"64KiB", 64 * 1024},
+      {"2mb", 2 * 1024 * 1024},
   };
   for (const auto& c : cases) {
     std::size_t out = 12345;

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "green/errors.hpp"
-#include "scheduler.hpp"
+#include "runtime.hpp"
 #include "thread_pointer.hpp"
 #include "worker.hpp"
 

@@ -16,7 +16,7 @@
 
 #include "green/debug.hpp"
 #include "green/fiber.hpp"
-#include "scheduler.hpp"
+#include "runtime.hpp"
 #include "worker.hpp"
 
 namespace green::detail {

@@ -11,10 +11,10 @@
 #include <cstring>
 #include <string>
 
+#include "context.hpp"
 #include "green/debug.hpp"
 #include "green/detail/hooks.hpp"
-#include "context.hpp"
-#include "scheduler.hpp"
+#include "runtime.hpp"
 #include "worker.hpp"
 
 namespace green::detail {

@@ -17,13 +17,13 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "tls.hpp"
 #include "context.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/errors.hpp"
 #include "green/fiber.hpp"
-#include "scheduler.hpp"
+#include "runtime.hpp"
 #include "spin.hpp"
+#include "tls.hpp"
 #include "worker.hpp"
 
 namespace green::detail {

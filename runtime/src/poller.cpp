@@ -13,7 +13,7 @@
 #include "green/detail/hooks.hpp"
 #include "green/io.hpp"
 #include "green/wait_group.hpp"
-#include "scheduler.hpp"
+#include "runtime.hpp"
 #include "worker.hpp"
 
 namespace green::detail {

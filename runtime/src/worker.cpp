@@ -15,7 +15,7 @@
 
 #include "green/detail/hooks.hpp"
 #include "green/wait_group.hpp"
-#include "scheduler.hpp"
+#include "runtime.hpp"
 #include "spin.hpp"
 #include "thread_pointer.hpp"
 

@@ -7,7 +7,7 @@
 //   3. run: switch to the first ready fiber or start a queued task. Fibers then hand the CPU
 //      directly to each other (park/yield/exit pick the next fiber themselves) and come back
 //      to the scheduler only when nothing is runnable or every kPollInterval dispatches (and
-//      at least kPollPeriod apart), so I/O and timers are polled regularly even when run
+//      at least kPollPeriodNs apart), so I/O and timers are polled regularly even when run
 //      queues never drain.
 //   4. idle: steal unstarted tasks from the global queue and other workers, spin briefly,
 //      then block in uv_run(UV_RUN_ONCE) until a timer, an fd or uv_async_send wakes it.
@@ -208,9 +208,9 @@ class Worker {
   std::uint32_t poll_countdown_ = kPollInterval;  // dispatches left before the next I/O poll
   std::int64_t last_poll_ns_ = 0;                 // CLOCK_MONOTONIC at the end of the last poll
   // True when the running fiber should hand the CPU to the scheduler context for an I/O poll:
-  // every kPollInterval dispatches, but not more often than kPollPeriod (one vDSO clock read
+  // every kPollInterval dispatches, but not more often than kPollPeriodNs (one vDSO clock read
   // per kPollInterval dispatches; a fiber-switching hot loop then pays no epoll_wait syscall
-  // and no extra switches per 61 dispatches, and I/O waits at most kPollPeriod longer).
+  // and no extra switches per 61 dispatches, and I/O waits at most kPollPeriodNs longer).
   bool poll_due() {
     if (--poll_countdown_ != 0) return false;
     poll_countdown_ = kPollInterval;

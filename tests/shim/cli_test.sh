@@ -26,6 +26,8 @@ expect 2 "invalid --workers '0'" -- "$greenrun" --workers 0 -- true
 expect 2 "invalid --workers 'abc'" -- "$greenrun" --workers=abc -- true
 expect 2 "--workers needs a value" -- "$greenrun" --workers
 expect 2 "invalid --stack-size '12'" -- "$greenrun" --stack-size 12 -- true
+expect 2 "invalid --stack-size '2G'" -- "$greenrun" --stack-size 2G -- true
+expect 2 "invalid --blocked-ms '3600001'" -- "$greenrun" --blocked-ms 3600001 -- true
 expect 2 "invalid --threads 'green'" -- "$greenrun" --threads green -- true
 expect 2 "no program given" -- "$greenrun" --workers 2 --
 expect 127 "cannot execute" -- "$greenrun" -- /nonexistent/program
@@ -37,6 +39,8 @@ expect 2 "GREEN_THREADS" -- env GREEN_THREADS=maybe "$greenrun" -- true
 expect 2 "GREEN_STATS" -- env GREEN_STATS=yes "$greenrun" -- true
 # Good runs: exit status is the program's; --stats prints its summary line.
 expect 0 "" -- "$greenrun" --workers 2 --stack-size 128K --threads os -- true
+# greenrun's flags use the runtime's parsers (runtime/src/option_parse.hpp): the same forms.
+expect 0 "" -- "$greenrun" --workers 00002 --stack-size 128KiB --blocked-ms 0 -- true
 expect 3 "" -- "$greenrun" -- sh -c 'exit 3'
 out="$("$greenrun" --stats --workers 2 -- true 2>&1)"
 grep -q "green: stats: workers=2" <<<"$out" || { echo "FAIL: --stats printed '$out'"; fail=1; }

@@ -8,7 +8,7 @@
 // because the call resumes on the same OS thread. Load still spreads, because work enters
 // the system as new fibers (connections, requests) and those are placed by stealing.
 //
-// Idle workers: a worker with nothing to do steals, spins for kSpinNanos, then sleeps in
+// Idle workers: a worker with nothing to do steals, spins for kSpin (worker.cpp), then sleeps in
 // uv_run(ONCE). nsleeping_/nspinning_ let a spawner wake one sleeper only when no worker is
 // already spinning (Go's wakep), so a burst of spawns costs at most one cross-core wake-up.
 #pragma once

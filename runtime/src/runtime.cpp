@@ -1,5 +1,5 @@
-// Runtime implementation (design note in scheduler.hpp).
-#include "scheduler.hpp"
+// Runtime implementation (design note in runtime.hpp).
+#include "runtime.hpp"
 
 #include <pthread.h>
 
@@ -75,8 +75,7 @@ Runtime::Runtime(const Options& opts) : opts_(opts) {
   }
   workers_.reserve(opts_.workers);
   for (std::size_t i = 0; i < opts_.workers; ++i) {
-    workers_.push_back(
-        std::make_unique<Worker>(this, int(i), opts_.stack_size, opts_.stack_guard));
+    workers_.push_back(std::make_unique<Worker>(this, int(i), opts_.stack_size, opts_.stack_guard));
   }
 }
 
@@ -187,7 +186,9 @@ void submit(Task* t) {
 
 namespace green {
 
-bool running() noexcept { return detail::Runtime::current() != nullptr; }
+bool running() noexcept {
+  return detail::Runtime::current() != nullptr;
+}
 
 std::size_t worker_count() noexcept {
   auto* rt = detail::Runtime::current();
