@@ -124,6 +124,13 @@ def _tf(task, name):
     raise gdb.error("green::detail::Task has no field " + name)
 
 
+def _ts(task, name):
+    """Field `name` of a Task's runtime state: green::detail::TaskState
+    (runtime/src/task_state.hpp), kept in the Task's reserved storage rt_."""
+    st = gdb.lookup_type("green::detail::TaskState")
+    return _tf(task, "rt_").address.cast(st.pointer()).dereference()[name]
+
+
 def _fibers():
     """(worker index, worker, context, task) for every context that holds a task."""
     out = []
@@ -139,7 +146,7 @@ def _fibers():
 
 
 def _describe_wait(task):
-    w = _tf(task, "waiter_")
+    w = _ts(task, "waiter")
     if int(w) == 0:
         return "an uninterruptible wait"
     try:

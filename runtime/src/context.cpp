@@ -12,6 +12,7 @@
 
 #include "green/errors.hpp"
 #include "runtime.hpp"
+#include "task_state.hpp"
 #include "thread_pointer.hpp"
 #include "worker.hpp"
 
@@ -36,28 +37,29 @@ namespace {
 
 void run_task(Worker* w, Task* t) {
   w->running()->publish_diag(t);
-  t->state_.store(Task::kRunning, std::memory_order_relaxed);
-  // Publishing home_ lets cancel() reach the task from now on; a cancel that came earlier is
-  // seen by park() through cancel_pending_: a task cancelled before it started still runs,
+  TaskState& s = task_state(t);
+  s.state.store(TaskState::kRunning, std::memory_order_relaxed);
+  // Publishing home lets cancel() reach the task from now on; a cancel that came earlier is
+  // seen by park() through cancel_pending: a task cancelled before it started still runs,
   // and its first blocking call throws Cancelled (so cleanup code in it always runs).
-  // Dekker with Task::cancel(): store home_, then read the flag (both seq_cst). If the read
+  // Dekker with Task::cancel(): store home, then read the flag (both seq_cst). If the read
   // sees a cancel, later relaxed reads in park() see it too (read-read coherence).
-  t->home_.store(w, std::memory_order_seq_cst);
-  (void)t->cancel_pending_.load(std::memory_order_seq_cst);
+  s.home.store(w, std::memory_order_seq_cst);
+  (void)s.cancel_pending.load(std::memory_order_seq_cst);
   t->run();
   if (Runtime::forked_child()) {
     // A fork child (see Runtime::on_fork_child) has no scheduler to go back to: the fiber's
     // end is the process's end. Exit handlers are skipped: libuv's would join pool threads
     // that do not exist in the child.
     std::fflush(nullptr);
-    _exit(t->error_ ? 1 : 0);
+    _exit(s.error ? 1 : 0);
   }
   Runtime* rt = w->runtime();
   bool is_main = (t == rt->main_);
   // The task's own thread identity is still the FS base here; the next context hands it back
   // (Context::switched_away) once nothing runs on it.
   if (t->tp_) w->running()->retire_ |= Context::kReleaseTp;
-  t->finish();
+  finish_task(t);
   t->unref();  // the runtime's reference
   if (is_main) rt->stop();
 }

@@ -17,6 +17,7 @@
 #include "green/debug.hpp"
 #include "green/fiber.hpp"
 #include "runtime.hpp"
+#include "task_state.hpp"
 #include "worker.hpp"
 
 namespace green::detail {
@@ -132,7 +133,7 @@ void Worker::dump(std::string& out, const Task* requester) {
       case Context::State::kIdle: o << ": idle"; break;
       case Context::State::kParked: {
         o << ": parked on ";
-        Waiter* w = t->waiter_;
+        Waiter* w = task_state(t).waiter;
         if (!w) {
           o << "an uninterruptible wait";
         } else {

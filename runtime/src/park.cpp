@@ -1,6 +1,6 @@
 // park/wake: the suspend/resume primitive under every blocking call (see detail/wait.hpp).
 //
-// On a fiber, park() records the Waiter for cancellation (Task::waiter_), arms the
+// On a fiber, park() records the Waiter for cancellation (TaskState::waiter), arms the
 // context's timer (Context::arm_timer) for the effective deadline (the earlier of the call's own
 // and the fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
 // CAS on Waiter::state makes the fiber runnable on its own worker.
@@ -23,6 +23,7 @@
 #include "green/fiber.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
+#include "task_state.hpp"
 #include "tls.hpp"
 #include "worker.hpp"
 
@@ -89,15 +90,16 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   c->state_ = Context::State::kParked;  // before any wake can push us on a queue
   w.context = c;
   bool scoped = false;
-  if (interruptible && t->deadline_ < deadline) {
-    deadline = t->deadline_;
+  TaskState& ts = task_state(t);
+  if (interruptible && ts.deadline < deadline) {
+    deadline = ts.deadline;
     scoped = true;
   }
   // Recorded for cancel() (interruptible waits only) and for dumps. A cancel() after this
   // check reaches us through our worker (Worker::post_cancel).
   w.interruptible = interruptible;
-  t->waiter_ = &w;
-  if (interruptible && t->cancel_pending_.load(std::memory_order_relaxed)) {
+  ts.waiter = &w;
+  if (interruptible && ts.cancel_pending.load(std::memory_order_relaxed)) {
     wake(&w, WakeReason::kCancelled);
   }
   if (deadline != kNoDeadline) {
@@ -113,11 +115,11 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   wk->park_current();
   // Resumed: whoever won the CAS queued us exactly once; we are running again.
   if (deadline != kNoDeadline) c->disarm_timer();
-  t->waiter_ = nullptr;
+  ts.waiter = nullptr;
   WakeReason r = w.reason();
-  if (r == WakeReason::kCancelled) t->cancel_pending_.store(false, std::memory_order_relaxed);
+  if (r == WakeReason::kCancelled) ts.cancel_pending.store(false, std::memory_order_relaxed);
   if (r == WakeReason::kTimeout && scoped) {
-    t->deadline_fired_ = true;
+    ts.deadline_fired = true;
     r = WakeReason::kDeadline;
   }
   return r;

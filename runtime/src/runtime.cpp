@@ -11,6 +11,7 @@
 #include "green/detail/hooks.hpp"
 #include "green/runtime.hpp"
 #include "monitor.hpp"
+#include "task_state.hpp"
 #include "tls.hpp"
 #include "worker.hpp"
 
@@ -37,10 +38,10 @@ void Runtime::on_fork_child() noexcept {
 // --- GlobalQueue ------------------------------------------------------------------------------
 
 void GlobalQueue::push(Task* t) noexcept {
-  t->next_ = nullptr;
+  task_state(t).next = nullptr;
   lock_.lock();
   if (tail_) {
-    tail_->next_ = t;
+    task_state(tail_).next = t;
   } else {
     head_ = t;
   }
@@ -53,7 +54,7 @@ Task* GlobalQueue::pop() noexcept {
   lock_.lock();
   Task* t = head_;
   if (t) {
-    head_ = t->next_;
+    head_ = task_state(t).next;
     if (!head_) tail_ = nullptr;
     size_.fetch_sub(1, std::memory_order_relaxed);
   }
@@ -87,7 +88,7 @@ void Runtime::run(Task* main) {
     throw std::logic_error("green::run: a runtime is already running in this process");
   }
   main_ = main;
-  main->next_ = nullptr;
+  task_state(main).next = nullptr;
   workers_[0]->runq_.push(main);
   Monitor monitor(this, opts_);
   threads_.reserve(workers_.size());

@@ -29,7 +29,6 @@ namespace green::detail {
 class GlobalQueue {
  public:
   void push(Task* t) noexcept;
-  void push_batch(Task* first, Task* last, std::size_t n) noexcept;
   Task* pop() noexcept;
   bool empty() const noexcept { return size_.load(std::memory_order_seq_cst) == 0; }
   std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }

@@ -1,18 +1,19 @@
-// Task: control block of a spawned function (see detail/task.hpp).
+// Task: control block of a spawned function (see detail/task.hpp and task_state.hpp).
 //
 // Cancellation. cancel() may run on any thread; the Waiter it must wake lives on the
 // task's stack and is touched only on the task's home worker. So cancel() sets
-// cancel_pending_ and hands the rest to that worker (Worker::post_cancel), which wakes the
-// task's current wait, if any, on its own thread. park() checks cancel_pending_ before it
+// cancel_pending and hands the rest to that worker (Worker::post_cancel), which wakes the
+// task's current wait, if any, on its own thread. park() checks cancel_pending before it
 // blocks; a cancel that lands after that check is delivered by the worker's message. A task
-// that has not started has no home yet: run_task publishes home_ and then reads
-// cancel_pending_ (both seq_cst, against cancel()'s store of the flag and load of home_), so
+// that has not started has no home yet: run_task publishes home and then reads
+// cancel_pending (both seq_cst, against cancel()'s store of the flag and load of home), so
 // one of the two sides always sees the other.
 #include <atomic>
 
 #include "green/detail/hooks.hpp"
 #include "green/detail/task.hpp"
 #include "green/errors.hpp"
+#include "task_state.hpp"
 #include "tls.hpp"
 #include "worker.hpp"
 
@@ -23,36 +24,56 @@ std::atomic<std::uint64_t> g_next_id{1};
 }
 
 Task::Task(std::uint32_t refs)
-    : refs_(refs), id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {}
+    : refs_(refs), id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
+  TaskState::construct(this);
+}
 
-Task::~Task() = default;
+Task::~Task() {
+  TaskState::destroy(this);
+}
 
-void Task::record_exception() noexcept { error_ = std::current_exception(); }
+void Task::record_exception() noexcept {
+  task_state(this).error = std::current_exception();
+}
+
+void Task::rethrow_if_failed() const {
+  if (const auto& e = task_state(this).error) std::rethrow_exception(e);
+}
+
+bool Task::done() const noexcept {
+  // Pairs with finish_task()'s release store: the task's result and error are visible.
+  return task_state(this).state.load(std::memory_order_acquire) == TaskState::kDone;
+}
 
 void Task::cancel() noexcept {
-  cancel_requested_.store(true, std::memory_order_relaxed);
-  cancel_pending_.store(true, std::memory_order_seq_cst);
-  if (auto* home = static_cast<Worker*>(home_.load(std::memory_order_seq_cst))) {
+  TaskState& s = task_state(this);
+  s.cancel_requested.store(true, std::memory_order_relaxed);
+  // Dekker with run_task (context.cpp): store the flag, then read home (both seq_cst).
+  s.cancel_pending.store(true, std::memory_order_seq_cst);
+  if (auto* home = static_cast<Worker*>(s.home.load(std::memory_order_seq_cst))) {
     home->post_cancel(this);
   }
 }
 
-void Task::finish() noexcept {
-  join_lock_.lock();
-  state_.store(kDone, std::memory_order_release);
-  while (Waiter* w = joiners_.pop_front()) wake(w, WakeReason::kNotified);
-  join_lock_.unlock();
+void finish_task(Task* t) noexcept {
+  TaskState& s = task_state(t);
+  s.join_lock.lock();
+  // Release: publishes the result and error to done()'s acquire in joiners and handles.
+  s.state.store(TaskState::kDone, std::memory_order_release);
+  while (Waiter* w = s.joiners.pop_front()) wake(w, WakeReason::kNotified);
+  s.join_lock.unlock();
 }
 
 WakeReason Task::wait_done(TimePoint deadline) noexcept {
   if (done()) return WakeReason::kNotified;
-  join_lock_.lock();
+  TaskState& s = task_state(this);
+  s.join_lock.lock();
   if (done()) {
-    join_lock_.unlock();
+    s.join_lock.unlock();
     return WakeReason::kNotified;
   }
   Waiter w(WaitKind::kJoin, this);
-  return wait_on(joiners_, join_lock_, w, deadline);
+  return wait_on(s.joiners, s.join_lock, w, deadline);
 }
 
 Task* current_task() noexcept { return tls().task; }

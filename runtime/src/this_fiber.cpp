@@ -2,9 +2,10 @@
 // equivalent OS-thread operation, so code shared with plain threads keeps working.
 #include <thread>
 
-#include "tls.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/fiber.hpp"
+#include "task_state.hpp"
+#include "tls.hpp"
 #include "worker.hpp"
 
 namespace green::this_fiber {
@@ -51,7 +52,7 @@ std::string name() {
 
 bool cancel_requested() noexcept {
   detail::Task* t = tls().task;
-  return t && t->cancel_requested_.load(std::memory_order_relaxed);
+  return t && detail::task_state(t).cancel_requested.load(std::memory_order_relaxed);
 }
 
 }  // namespace green::this_fiber

@@ -17,6 +17,7 @@
 #include "green/wait_group.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
+#include "task_state.hpp"
 #include "thread_pointer.hpp"
 
 namespace green::detail {
@@ -183,10 +184,10 @@ Context* Worker::context_for(Task* t) {
       c = Context::create(this, default_size ? 0 : want);
     } catch (...) {
       // No stack: the task fails with the StackError without running.
-      t->error_ = std::current_exception();
-      t->state_.store(Task::kRunning, std::memory_order_relaxed);
+      task_state(t).error = std::current_exception();
+      task_state(t).state.store(TaskState::kRunning, std::memory_order_relaxed);
       bool is_main = (t == rt_->main_);
-      t->finish();
+      finish_task(t);
       t->unref();
       if (is_main) rt_->stop();
       return nullptr;
@@ -194,7 +195,6 @@ Context* Worker::context_for(Task* t) {
   }
   c->task_ = t;
   c->tp_ = t->tp_ ? t->tp_ : sched_.tp_;
-  t->context_ = c;
   return c;
 }
 
@@ -314,7 +314,6 @@ void Worker::context_done(Context* ctx) {
           // Same stack size and thread pointer: a switch would change nothing.
           if (ctx->stack_.pooled) {  // run it right here: no switch at all
             ctx->task_ = t;
-            t->context_ = ctx;
             tls().task = t;
             return;
           }
@@ -358,7 +357,8 @@ void Worker::post_call(void (*fn)(Worker*, void*), void* arg) {
 
 void Worker::post_cancel(Task* t) {
   if (tls_current_ == this) {  // on the task's own worker: deliver now
-    if (t->waiter_ && t->waiter_->interruptible) wake(t->waiter_, WakeReason::kCancelled);
+    Waiter* w = task_state(t).waiter;
+    if (w && w->interruptible) wake(w, WakeReason::kCancelled);
     return;
   }
   t->ref();
@@ -390,9 +390,9 @@ void Worker::drain_messages() {
   for (Task* t : cancels) {
     // The task is parked (we are in the scheduler context) or finished.
     // Skip if park() already consumed the cancel (it saw the flag before blocking).
-    if (t->waiter_ && t->waiter_->interruptible &&
-        t->cancel_pending_.load(std::memory_order_relaxed))
-      wake(t->waiter_, WakeReason::kCancelled);
+    TaskState& s = task_state(t);
+    if (s.waiter && s.waiter->interruptible && s.cancel_pending.load(std::memory_order_relaxed))
+      wake(s.waiter, WakeReason::kCancelled);
     t->unref();
   }
 }

@@ -4,21 +4,23 @@
 // (a pooled stack + machine context) of that worker for the rest of its life: once started it
 // never moves to another worker. The Fiber<T> handle and the runtime each hold a reference.
 //
+// This header is installed (spawn() and Fiber<T> are templates) and shows only what they
+// need: the reference count, the id, join/cancel, and the spawn parameters below. The
+// runtime's per-task state (run-queue link, lifecycle state, current wait, cancellation,
+// scoped deadline, error, joiners) is private to libgreen: runtime/src/task_state.hpp,
+// kept in the reserved storage rt_.
+//
 // Field ownership:
-//   id_, name_ (set before start), stack_size_  : immutable after spawn (name_ may be set by
-//                                                  the task itself; read it from the task)
-//   state_                                       : atomic; kQueued -> kRunning -> kDone
-//   waiter_                                      : the task's own worker thread only
-//   cancel_pending_, home_                       : atomic; see Task::cancel() in task.cpp
-//   deadline_                                    : touched only by the task itself
-//   joiner_, join_lock_                          : the join handshake
-//   error_, result (in TaskImpl)                 : written by the task before kDone
-//                                                  (release), read by the joiner after
+//   name_, stack_size_ : set by the creator before submit(); name_ may later be set by the
+//                        task itself (this_fiber::set_name): read it from the task
+//   shim_data_         : the shim's per-fiber-thread state; the task's own thread only
+//   tp_                : set by the shim before submit(), read by the runtime when it starts
+//   id_                : immutable
+//   refs_              : atomic reference count (the handle's and the runtime's)
 #pragma once
 
 #include <atomic>
 #include <cstdint>
-#include <exception>
 #include <functional>
 #include <optional>
 #include <string>
@@ -30,10 +32,10 @@
 
 namespace green::detail {
 
+struct TaskState;
+
 class GREEN_API Task {
  public:
-  enum State : std::uint32_t { kQueued, kRunning, kDone };
-
   explicit Task(std::uint32_t refs = 1);
   virtual ~Task();
   Task(const Task&) = delete;
@@ -44,48 +46,40 @@ class GREEN_API Task {
 
   void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() noexcept {
+    // acq_rel: the last unref sees every write of the other holders before it deletes.
     if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
   }
 
   std::uint64_t id() const noexcept { return id_; }
-  bool done() const noexcept { return state_.load(std::memory_order_acquire) == kDone; }
+  // True once the task has finished (acquire: its result and error are visible).
+  bool done() const noexcept;
 
   // Blocks until the task is done (or the deadline / cancellation of the *caller*).
   WakeReason wait_done(TimePoint deadline) noexcept;
   // Requests cancellation: the task's current or next blocking call ends with Cancelled.
   void cancel() noexcept;
   // Rethrows the task's exception, if any.
-  void rethrow_if_failed() const {
-    if (error_) std::rethrow_exception(error_);
-  }
+  void rethrow_if_failed() const;
 
-  // --- internal (runtime) interface -------------------------------------------------------
+  // Spawn parameters (set before submit()) and the shim's slot; see the note above.
   std::string name_;
   std::size_t stack_size_ = 0;  // 0: the runtime default
-  Task* next_ = nullptr;        // link in run queues while kQueued
-  Context* context_ = nullptr;  // set when started
   void* shim_data_ = nullptr;   // per-fiber-thread state owned by the shim (pthread emulation)
   // Thread pointer (FS base) of the task's own thread identity, set before submit by the
   // shim; nullptr: the task shares its worker's (runtime/src/thread_pointer.hpp).
   char* tp_ = nullptr;
-  std::atomic<std::uint32_t> state_{kQueued};
-  Waiter* waiter_ = nullptr;                 // wait in progress (home thread only)
-  std::atomic<void*> home_{nullptr};         // the Worker running it, set at start
-  std::atomic<bool> cancel_pending_{false};  // consumed when delivered
-  std::atomic<bool> cancel_requested_{false};  // sticky
-  TimePoint deadline_ = kNoDeadline;         // innermost green::Deadline scope
-  bool deadline_fired_ = false;
-  std::exception_ptr error_;
-  SpinLock join_lock_;
-  WaitList joiners_;
 
-  // Called by the runtime on the task's fiber after run(): publishes kDone, wakes joiners.
-  void finish() noexcept;
+  // Size of the runtime's private state (TaskState, checked there).
+  static constexpr std::size_t kStateSize = 96;
+  static constexpr std::size_t kStateAlign = 16;
 
  protected:
   void record_exception() noexcept;
 
  private:
+  friend struct TaskState;
+
+  alignas(kStateAlign) unsigned char rt_[kStateSize];  // a TaskState (task.cpp constructs it)
   std::atomic<std::uint32_t> refs_;
   std::uint64_t id_;
 };

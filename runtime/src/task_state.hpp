@@ -1,0 +1,70 @@
+// TaskState: the runtime's per-task state, private to libgreen (and the shim, which compiles
+// the runtime in). The installed green/detail/task.hpp shows only what code spawning fibers
+// needs (references, id, join/cancel, the spawn parameters); this is the rest, kept inside
+// the Task in reserved storage (Task::rt_) so a spawn costs one allocation, not two.
+//
+// Ownership (who reads and writes which field):
+//   next                : run-queue link while kQueued (the queue's owner: GlobalQueue's lock_
+//                         or the RunQueue's slot protocol)
+//   state               : atomic; kQueued -> kRunning (the starting worker) -> kDone
+//                         (finish_task(), release: pairs with done()'s acquire)
+//   waiter              : the task's own worker thread only (park() sets and clears it; the
+//                         dump and Worker::post_cancel read it on that thread)
+//   home, cancel_pending: atomic; the Dekker pair of Task::cancel() and run_task (task.cpp)
+//   cancel_requested    : atomic, sticky; relaxed (this_fiber::cancel_requested is a hint)
+//   deadline, deadline_fired : the task itself only (green::Deadline, park())
+//   error               : written by the task before kDone (or by the worker that failed to
+//                         start it), read by the joiner after done() (release/acquire)
+//   join_lock, joiners  : joiners is guarded by join_lock
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <exception>
+#include <new>
+
+#include "green/detail/task.hpp"
+#include "green/detail/wait.hpp"
+
+namespace green::detail {
+
+struct TaskState {
+  enum : std::uint32_t { kQueued, kRunning, kDone };
+
+  Task* next = nullptr;
+  Waiter* waiter = nullptr;
+  std::atomic<void*> home{nullptr};  // the Worker running it, set at start
+  TimePoint deadline = kNoDeadline;  // innermost green::Deadline scope
+  std::exception_ptr error;
+  WaitList joiners;
+  std::atomic<std::uint32_t> state{kQueued};
+  std::atomic<bool> cancel_pending{false};    // consumed when delivered
+  std::atomic<bool> cancel_requested{false};  // sticky
+  bool deadline_fired = false;
+  SpinLock join_lock;
+
+  static TaskState& of(Task* t) noexcept {
+    return *std::launder(reinterpret_cast<TaskState*>(t->rt_));
+  }
+  static const TaskState& of(const Task* t) noexcept {
+    return *std::launder(reinterpret_cast<const TaskState*>(t->rt_));
+  }
+  static void construct(Task* t) noexcept { new (t->rt_) TaskState(); }
+  static void destroy(Task* t) noexcept { of(t).~TaskState(); }
+};
+
+static_assert(sizeof(TaskState) <= Task::kStateSize, "Task::kStateSize too small");
+static_assert(alignof(TaskState) <= Task::kStateAlign, "Task::kStateAlign too small");
+
+// Called by the runtime on the task's fiber after run() (or in its place when the task could
+// not start): publishes kDone and wakes the joiners.
+void finish_task(Task* t) noexcept;
+
+inline TaskState& task_state(Task* t) noexcept {
+  return TaskState::of(t);
+}
+inline const TaskState& task_state(const Task* t) noexcept {
+  return TaskState::of(t);
+}
+
+}  // namespace green::detail
