@@ -10,6 +10,9 @@
 #   scripts/test.sh --sanitize thread   CMake only, TSan, in build/tsan
 #                                       (sanitizer runs: library + runtime tests only, see
 #                                       below; suppressions in tests/sanitizers/*.supp)
+#   scripts/test.sh --clang-tsa         clang's thread-safety analysis: libgreen only (no
+#                                       tests), clang++ -Wthread-safety -Werror, in
+#                                       build/clang (the annotations: docs/hacking.md)
 #
 # Other options: --no-deps (skip scripts/deps.sh), --no-meson (CMake only), -j N (build
 # jobs, default 2). Every stage runs even if an earlier one failed; the exit status is
@@ -19,7 +22,7 @@ set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root" || exit 1
 
-sanitize="" deps=1 meson=1 jobs=2
+sanitize="" deps=1 meson=1 jobs=2 clang_tsa=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sanitize)
@@ -27,11 +30,12 @@ while [[ $# -gt 0 ]]; do
       shift 2 || { echo "test.sh: --sanitize needs address|thread" >&2; exit 2; }
       ;;
     --sanitize=*) sanitize="${1#*=}"; shift ;;
+    --clang-tsa) clang_tsa=1; shift ;;
     --no-deps) deps=0; shift ;;
     --no-meson) meson=0; shift ;;
     -j) jobs="${2:-}"; shift 2 || { echo "test.sh: -j needs a number" >&2; exit 2; } ;;
     -j*) jobs="${1#-j}"; shift ;;
-    -h | --help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -77,7 +81,19 @@ if [[ $deps -eq 1 ]]; then
   done_stage
 fi
 
-if [[ -n "$sanitize" ]]; then
+if [[ $clang_tsa -eq 1 ]]; then
+  # The thread-safety annotations (green/detail/thread_annotations.hpp: GREEN_GUARDED_BY,
+  # GREEN_REQUIRES, ...) are checked by clang only. The library is enough: the analysis
+  # runs per function, and every annotated field is used by libgreen's own sources.
+  stage "clang -Wthread-safety build of libgreen (build/clang)"
+  if build_quietly "clang-tsa configure" env CC=clang CXX=clang++ cmake -S . -B build/clang \
+       -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-Wthread-safety" -DGREEN_WERROR=ON \
+       -DGREEN_BUILD_TESTS=OFF -DGREEN_BUILD_BENCH=OFF -DGREEN_BUILD_EXAMPLES=OFF \
+       -DGREEN_BUILD_SHIM=OFF &&
+     build_quietly "clang-tsa build" cmake --build build/clang -j "$jobs" --target green; then
+    done_stage
+  fi
+elif [[ -n "$sanitize" ]]; then
   case "$sanitize" in
     address) bdir=build/asan ;;
     thread) bdir=build/tsan ;;

@@ -98,7 +98,8 @@ void describe_task(std::ostringstream& o, const Task* t) {
 
 struct DumpRequest {
   explicit DumpRequest(std::size_t n) : parts(n), ready(new std::atomic<bool>[n]) {
-    for (std::size_t i = 0; i < n; ++i) ready[i].store(false);
+    // Before the request is posted (post_call's lock publishes it to the workers).
+    for (std::size_t i = 0; i < n; ++i) ready[i].store(false, std::memory_order_relaxed);
   }
   const Task* requester = nullptr;            // the fiber taking the dump, if any
   std::vector<std::string> parts;             // parts[i] written by worker i before ready[i]
@@ -193,7 +194,7 @@ std::string fiber_dump() {
           auto* r = static_cast<std::shared_ptr<DumpRequest>*>(p);
           auto i = static_cast<std::size_t>(w->index());
           w->dump((**r).parts[i], (**r).requester);
-          (**r).ready[i].store(true, std::memory_order_release);
+          (**r).ready[i].store(true, std::memory_order_release);  // publishes parts[i]
           delete r;
         },
         hold);
@@ -203,6 +204,7 @@ std::string fiber_dump() {
   auto give_up = Clock::now() + std::chrono::milliseconds(500);
   for (;;) {
     bool all = true;
+    // Acquire: pairs with the worker's release store of ready[i] (parts[i] is complete).
     for (std::size_t i = 0; i < n; ++i) all = all && req->ready[i].load(std::memory_order_acquire);
     if (all || Clock::now() >= give_up) break;
     if (tls().task) {
@@ -217,7 +219,7 @@ std::string fiber_dump() {
   if (global) o << ", " << global << " fiber(s) in the global queue";
   o << ")\n";
   for (std::size_t i = 0; i < n; ++i) {
-    if (req->ready[i].load(std::memory_order_acquire)) {
+    if (req->ready[i].load(std::memory_order_acquire)) {  // as above
       o << req->parts[i];
       continue;
     }

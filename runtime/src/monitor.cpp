@@ -49,7 +49,7 @@ Monitor::Monitor(Runtime* rt, const Options& opts) : rt_(rt), opts_(opts) {
   busy_ms_.assign(n, 0);
   reported_.assign(n, false);
   if (opts_.dump_signal > 0) {
-    g_signal_fd.store(pipe_[1]);
+    g_signal_fd.store(pipe_[1]);  // seq_cst: visible before the handler is installed below
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);
     sa.sa_handler = on_dump_signal;
@@ -57,7 +57,7 @@ Monitor::Monitor(Runtime* rt, const Options& opts) : rt_(rt), opts_(opts) {
     sigemptyset(&sa.sa_mask);
     if (sigaction(opts_.dump_signal, &sa, &g_old_action) == 0) g_dump_signal = opts_.dump_signal;
   }
-  rt->monitor_done_.store(false);
+  rt->monitor_done_.store(false);  // seq_cst: before the thread exists (its start orders it)
   rt->monitor_ = this;
   thread_ = std::thread([this] {
     run();
@@ -78,9 +78,9 @@ Monitor::~Monitor() {
     sigaction(g_dump_signal, &g_old_action, nullptr);
     g_dump_signal = 0;
   }
-  g_signal_fd.store(-1);
+  g_signal_fd.store(-1);  // seq_cst: the handler (restored above) stops writing to the pipe
   rt_->monitor_ = nullptr;
-  stop_.store(true);
+  stop_.store(true);  // seq_cst; the 'q' written below wakes the thread to read it
   if (pipe_[1] >= 0) {
     char c = 'q';
     ssize_t r = write(pipe_[1], &c, 1);
@@ -93,7 +93,7 @@ Monitor::~Monitor() {
 
 void Monitor::run() {
   auto last = std::chrono::steady_clock::now();
-  while (!stop_.load() && !rt_->stopping()) {
+  while (!stop_.load() && !rt_->stopping()) {  // stop_: seq_cst, pairs with ~Monitor
     pollfd p{pipe_[0], POLLIN, 0};
     int r = poll(&p, 1, kTickMs);
     if (stop_.load() || rt_->stopping()) break;
@@ -135,6 +135,7 @@ void Monitor::check_blocked(long elapsed_ms) {
     if (busy_ms_[i] < opts_.blocked_ms || reported_[i]) continue;
     reported_[i] = true;
     // The Task may be freed at any time; read the copy its context published at start.
+    // Acquire: pairs with switch_to's release store; the context's diag copy is visible.
     Context* c = w->running_ctx_.load(std::memory_order_acquire);
     if (!c) continue;
     std::string name;
@@ -183,6 +184,7 @@ void Monitor::check_deadlock() {
   bool all_stuck = rt_->global_.empty();
   for (std::size_t i = 0; all_stuck && i < rt_->worker_count(); ++i) {
     Worker* w = rt_->worker(i);
+    // seq_cst: read against idle()'s seq_cst stores (stuck_ is set only while sleeping_ is).
     all_stuck = w->stuck_.load(std::memory_order_seq_cst) &&
                 w->sleeping_.load(std::memory_order_seq_cst);
   }

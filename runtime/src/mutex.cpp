@@ -9,6 +9,9 @@
 // Invariant: while kQueueLock is set only its holder changes state_ (the lock-free paths are
 // CASes from a value without kQueueLock), so the holder may compute the next state from the
 // value it saw and publish it with one store.
+// Orderings: taking kQueueLock (acquire_queue) or kLocked is an acquire CAS; every store that
+// clears kQueueLock is a release store, so the next holder sees waiters_, woken_at_ and the
+// bits as the previous holder left them (and a new owner sees the previous critical section).
 //
 // Normal mode (as Go's sync.Mutex): unlock clears kLocked and wakes the oldest waiter (unless
 // one is already on its way); the woken fiber retries and, if a running fiber took the lock
@@ -42,7 +45,7 @@ std::uint32_t Mutex::acquire_queue() {
   for (int spins = 0;; ++spins) {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     if (!(s & kQueueLock) &&
-        state_.compare_exchange_weak(s, s | kQueueLock, std::memory_order_acquire,
+        state_.compare_exchange_weak(s, s | kQueueLock, std::memory_order_acquire,  // see note
                                      std::memory_order_relaxed))
       return s | kQueueLock;
     if (spins < 64) {
@@ -68,7 +71,7 @@ bool Mutex::lock_slow(detail::TimePoint deadline, bool interruptible) {
     // may be stuck behind us in our own worker's run queue, and only our parking lets it run.
     if (!(s & (kLocked | kStarving)) &&
         (was_woken || !(s & kWoken) || detail::Clock::now() - woken_at_ < kStarveAfter)) {
-      state_.store((s | kLocked) & ~kQueueLock, std::memory_order_release);
+      state_.store((s | kLocked) & ~kQueueLock, std::memory_order_release);  // see note
       return true;
     }
     if (requeue && !(s & kStarving) && detail::Clock::now() - first_park > kStarveAfter)
@@ -85,6 +88,7 @@ bool Mutex::lock_slow(detail::TimePoint deadline, bool interruptible) {
                                 {[](void* p) {
                                    auto* m = static_cast<Mutex*>(p);
                                    std::uint32_t v = m->state_.load(std::memory_order_relaxed);
+                                   // release: publishes our queue entry (see note)
                                    m->state_.store((v | kWaiters) & ~kQueueLock,
                                                    std::memory_order_release);
                                  },
@@ -96,7 +100,7 @@ bool Mutex::lock_slow(detail::TimePoint deadline, bool interruptible) {
         // rule): hand-offs cost a wake-up each, so stay in that mode only while needed.
         if (detail::Clock::now() - first_park < kStarveAfter) {
           std::uint32_t v = acquire_queue();
-          state_.store(v & ~(kStarving | kQueueLock), std::memory_order_release);
+          state_.store(v & ~(kStarving | kQueueLock), std::memory_order_release);  // see note
         }
         return true;
       }
@@ -109,7 +113,7 @@ bool Mutex::lock_slow(detail::TimePoint deadline, bool interruptible) {
     std::uint32_t v = acquire_queue();
     waiters_.remove(&w);
     if (waiters_.empty()) v &= ~(kWaiters | kStarving);
-    state_.store(v & ~kQueueLock, std::memory_order_release);
+    state_.store(v & ~kQueueLock, std::memory_order_release);  // see note
     if (r == WakeReason::kTimeout) return false;
     detail::throw_if_interrupted(r);
     return false;
@@ -141,7 +145,7 @@ void Mutex::unlock_slow() {
   }
   v &= ~kLocked;
   if (waiters_.empty()) v &= ~(kWaiters | kStarving);
-  state_.store(v & ~kQueueLock, std::memory_order_release);
+  state_.store(v & ~kQueueLock, std::memory_order_release);  // see note; the last access
 }
 
 void Mutex::lock_uninterruptible() {

@@ -104,6 +104,7 @@ void Worker::install_overflow_handler_on_this_thread() {
   }
 #if !defined(GREEN_ASAN) && !defined(GREEN_TSAN)
   // Under ASan/TSan the sanitizer's own SEGV handler reports overflows (with a stack trace).
+  // Once per process (seq_cst by default; only atomicity matters: sigaction is process-wide).
   if (g_installed.exchange(1) == 0) {
     struct sigaction sa;
     std::memset(&sa, 0, sizeof sa);

@@ -46,7 +46,7 @@ WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
   if (Runtime* rt = Runtime::current()) rt->foreign_.store(true, std::memory_order_relaxed);
   unlock();
   for (;;) {
-    std::uint32_t s = w.state.load(std::memory_order_acquire);
+    std::uint32_t s = w.state.load(std::memory_order_acquire);  // pairs with wake()'s CAS
     if (s != 0) return WakeReason(s);
     if (deadline == kNoDeadline) {
       futex_wait(&w.state, 0, nullptr);
@@ -55,6 +55,7 @@ WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
     auto now = Clock::now();
     if (now >= deadline) {
       std::uint32_t expected = 0;
+      // acq_rel: as wake()'s CAS (we may be the winner, or see the winner's writes)
       if (w.state.compare_exchange_strong(expected, std::uint32_t(WakeReason::kTimeout),
                                           std::memory_order_acq_rel))
         return WakeReason::kTimeout;
@@ -71,7 +72,7 @@ WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
 void SpinLock::lock_slow() noexcept {
   for (int spins = 0;; ++spins) {
     if (!locked_.load(std::memory_order_relaxed) &&
-        !locked_.exchange(true, std::memory_order_acquire))
+        !locked_.exchange(true, std::memory_order_acquire))  // as lock(): pairs with unlock()
       return;
     if (spins < 64) {
       cpu_relax();
@@ -129,6 +130,8 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
   if (w->owner) w = w->owner;
   std::uint32_t expected = 0;
   Context* c = w->context;  // read before the CAS: afterwards w may be gone
+  // acq_rel: release publishes what the waker wrote (the slot, the object's new state) to the
+  // woken side's acquire (reason()); acquire orders us after a losing racer's writes.
   if (!w->state.compare_exchange_strong(expected, std::uint32_t(reason),
                                         std::memory_order_acq_rel, std::memory_order_relaxed))
     return false;

@@ -28,7 +28,8 @@ class RunQueue {
     return true;
   }
 
-  // Owner only.
+  // Owner only. Orderings as in steal_half: the acquire load of head_ pairs with other
+  // consumers' release CAS; our release CAS hands slot h back to push (its acquire load).
   Task* pop() noexcept {
     for (;;) {
       std::uint32_t h = head_.load(std::memory_order_acquire);
@@ -45,7 +46,7 @@ class RunQueue {
   // Returns the number taken.
   std::uint32_t steal_half(Task** out) noexcept {
     for (;;) {
-      std::uint32_t h = head_.load(std::memory_order_acquire);
+      std::uint32_t h = head_.load(std::memory_order_acquire);   // pairs with consumers' CAS
       std::uint32_t tl = tail_.load(std::memory_order_acquire);  // pairs with push's release
       std::uint32_t n = tl - h;
       n = n - n / 2;
@@ -53,12 +54,15 @@ class RunQueue {
       if (n > kSize / 2) continue;  // read an inconsistent head/tail pair; retry
       for (std::uint32_t i = 0; i < n; ++i)
         out[i] = slots_[(h + i) % kSize].load(std::memory_order_relaxed);
+      // acquire: ordered after the claims of other consumers; release: frees the slots for
+      // push (its acquire load of head_).
       if (head_.compare_exchange_weak(h, h + n, std::memory_order_acq_rel,
                                       std::memory_order_relaxed))
         return n;
     }
   }
 
+  // Hints for any thread (acquire: a push seen here has its slot visible).
   bool empty() const noexcept {
     return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_acquire);
   }

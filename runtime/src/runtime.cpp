@@ -46,6 +46,8 @@ void GlobalQueue::push(Task* t) noexcept {
     head_ = t;
   }
   tail_ = t;
+  // seq_cst: the waker half of the sleep/wake Dekker (idle() reads size_ through empty()
+  // after its seq_cst store of sleeping_; push_task then calls wake_one).
   size_.fetch_add(1, std::memory_order_seq_cst);
   lock_.unlock();
 }
@@ -84,6 +86,8 @@ Runtime::~Runtime() = default;
 
 void Runtime::run(Task* main) {
   Runtime* expected = nullptr;
+  // acq_rel: publishes the constructed Runtime to current()'s acquire; orders us after a
+  // previous runtime's release store of nullptr.
   if (!current_.compare_exchange_strong(expected, this, std::memory_order_acq_rel)) {
     throw std::logic_error("green::run: a runtime is already running in this process");
   }
@@ -102,7 +106,7 @@ void Runtime::run(Task* main) {
   workers_.clear();  // tears down loops and stacks
   // Tasks never started (spawned but abandoned at exit) still hold the runtime's reference.
   while (Task* t = global_.pop()) t->unref();
-  current_.store(nullptr, std::memory_order_release);
+  current_.store(nullptr, std::memory_order_release);  // teardown done before the next run()
 }
 
 void Runtime::submit(Task* t) {
@@ -116,6 +120,8 @@ void Runtime::submit(Task* t) {
 }
 
 void Runtime::stop() noexcept {
+  // seq_cst, then notify every worker: a worker either sees stopping_ in idle()'s re-check
+  // (after its seq_cst sleeping_ store) or is woken by the notify.
   stopping_.store(true, std::memory_order_seq_cst);
   if (monitor_) monitor_->wake();
   for (auto& w : workers_) {
@@ -125,7 +131,8 @@ void Runtime::stop() noexcept {
 }
 
 void Runtime::wake_one(Worker* except) noexcept {
-  // Pairs with idle(): nsleeping_ is incremented before the sleeper's final re-check.
+  // Pairs with idle(): nsleeping_ is incremented before the sleeper's final re-check. The
+  // fence is the waker half of that Dekker (the caller published work just before).
   std::atomic_thread_fence(std::memory_order_seq_cst);
   if (nspinning_.load(std::memory_order_seq_cst) > 0 ||
       nsleeping_.load(std::memory_order_seq_cst) == 0)

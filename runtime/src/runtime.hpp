@@ -30,13 +30,14 @@ class GlobalQueue {
  public:
   void push(Task* t) noexcept;
   Task* pop() noexcept;
+  // seq_cst: read by idle()'s re-check, the sleeper half of the sleep/wake Dekker.
   bool empty() const noexcept { return size_.load(std::memory_order_seq_cst) == 0; }
   std::size_t size() const noexcept { return size_.load(std::memory_order_relaxed); }
 
  private:
   SpinLock lock_;
-  Task* head_ = nullptr;  // guarded by lock_
-  Task* tail_ = nullptr;  // guarded by lock_
+  Task* head_ GREEN_GUARDED_BY(lock_) = nullptr;
+  Task* tail_ GREEN_GUARDED_BY(lock_) = nullptr;
   std::atomic<std::size_t> size_{0};
 };
 
@@ -45,6 +46,7 @@ class Runtime {
   explicit Runtime(const Options& opts);
   ~Runtime();
 
+  // Acquire: pairs with run()'s CAS that publishes the constructed Runtime.
   static Runtime* current() noexcept { return current_.load(std::memory_order_acquire); }
   // True in the child of a fork() made while a runtime ran (see on_fork_child).
   static bool forked_child() noexcept { return forked_child_; }
@@ -52,6 +54,7 @@ class Runtime {
   void run(Task* main);  // on the calling thread, which becomes worker 0
   void submit(Task* t);
   void stop() noexcept;
+  // Acquire: what stop()'s caller wrote before stopping (main's result) is visible.
   bool stopping() const noexcept { return stopping_.load(std::memory_order_acquire); }
 
   // Wakes one sleeping worker if none is spinning (after new stealable work appeared).

@@ -127,7 +127,7 @@ Stack StackPool::allocate(std::size_t size) {
           break;
         }
         g_guards_used.fetch_sub(1, std::memory_order_relaxed);
-        if (!g_warned.exchange(true)) {
+        if (!g_warned.exchange(true)) {  // once per process; seq_cst by default, order unneeded
           std::fprintf(stderr,
                        "green: warning: fiber stacks from now on have no guard page (%s)\n",
                        map_limit_hint(kSilence).c_str());

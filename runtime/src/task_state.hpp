@@ -36,7 +36,7 @@ struct TaskState {
   std::atomic<void*> home{nullptr};  // the Worker running it, set at start
   TimePoint deadline = kNoDeadline;  // innermost green::Deadline scope
   std::exception_ptr error;
-  WaitList joiners;
+  WaitList joiners GREEN_GUARDED_BY(join_lock);
   std::atomic<std::uint32_t> state{kQueued};
   std::atomic<bool> cancel_pending{false};    // consumed when delivered
   std::atomic<bool> cancel_requested{false};  // sticky

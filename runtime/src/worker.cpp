@@ -139,6 +139,8 @@ void Worker::make_ready(Context* c) noexcept {
   Context* head = inbox_.load(std::memory_order_relaxed);
   do {
     c->next_ = head;
+    // seq_cst: publishes c (release, pairs with drain_inbox's acquire exchange) and is the
+    // waker half of the sleep/wake Dekker with idle() (notify() reads sleeping_ next).
   } while (!inbox_.compare_exchange_weak(head, c, std::memory_order_seq_cst,
                                          std::memory_order_relaxed));
   notify();
@@ -337,21 +339,21 @@ void Worker::context_done(Context* ctx) {
 
 bool Worker::post_fd_closed(int fd, WaitGroup* ack) {
   {
-    std::lock_guard<SpinLock> lk(msg_mu_);
+    SpinGuard lk(msg_mu_);
     if (!accepting_) return false;
     closed_fds_.emplace_back(fd, ack);
   }
-  has_msgs_.store(true, std::memory_order_seq_cst);
+  has_msgs_.store(true, std::memory_order_seq_cst);  // waker half of the Dekker (worker.hpp)
   notify();
   return true;
 }
 
 void Worker::post_call(void (*fn)(Worker*, void*), void* arg) {
   {
-    std::lock_guard<SpinLock> lk(msg_mu_);
+    SpinGuard lk(msg_mu_);
     calls_.emplace_back(fn, arg);
   }
-  has_msgs_.store(true, std::memory_order_seq_cst);
+  has_msgs_.store(true, std::memory_order_seq_cst);  // waker half of the Dekker (worker.hpp)
   notify();
 }
 
@@ -363,20 +365,21 @@ void Worker::post_cancel(Task* t) {
   }
   t->ref();
   {
-    std::lock_guard<SpinLock> lk(msg_mu_);
+    SpinGuard lk(msg_mu_);
     cancels_.push_back(t);
   }
-  has_msgs_.store(true, std::memory_order_seq_cst);
+  has_msgs_.store(true, std::memory_order_seq_cst);  // waker half of the Dekker (worker.hpp)
   notify();
 }
 
 void Worker::drain_messages() {
+  // Acquire: pairs with the posters' seq_cst store (the lock below orders the vectors anyway).
   if (!has_msgs_.load(std::memory_order_acquire)) return;
   std::vector<std::pair<int, WaitGroup*>> msgs;
   std::vector<Task*> cancels;
   std::vector<std::pair<void (*)(Worker*, void*), void*>> calls;
   {
-    std::lock_guard<SpinLock> lk(msg_mu_);
+    SpinGuard lk(msg_mu_);
     has_msgs_.store(false, std::memory_order_relaxed);
     msgs.swap(closed_fds_);
     cancels.swap(cancels_);
@@ -409,18 +412,23 @@ void Worker::idle() {
   if (find_work()) return;
   if (rt_->worker_count() > 1 &&
       2 * rt_->nspinning_.load(std::memory_order_relaxed) < int(rt_->worker_count())) {
+    // seq_cst: wake_one() reads nspinning_ after its fence; a spinner it sees will find the
+    // work (the loop below), so it need not wake a sleeper.
     rt_->nspinning_.fetch_add(1, std::memory_order_seq_cst);
     auto until = std::chrono::steady_clock::now() + kSpin;
     bool found = false;
     while (!found && !stopping()) {
       for (int i = 0; i < 64; ++i) cpu_relax();
+      // Acquire: pairs with the publishers' seq_cst CAS / store (the work is visible).
       found = inbox_.load(std::memory_order_acquire) || has_msgs_.load(std::memory_order_acquire) ||
               find_work();
       if (std::chrono::steady_clock::now() >= until) break;
     }
-    rt_->nspinning_.fetch_sub(1, std::memory_order_seq_cst);
+    rt_->nspinning_.fetch_sub(1, std::memory_order_seq_cst);  // before the sleep's Dekker below
     if (found) return;
   }
+  // The sleeper half of the sleep/wake Dekker (worker.hpp): publish sleeping_ and nsleeping_,
+  // then re-check every source of work, all seq_cst.
   sleeping_.store(true, std::memory_order_seq_cst);
   rt_->nsleeping_.fetch_add(1, std::memory_order_seq_cst);
   bool work = inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst) ||
@@ -428,13 +436,15 @@ void Worker::idle() {
   if (!work) {
     // Nothing but our own uv_async_t can wake this loop: a candidate for the deadlock report
     // (the monitor thread decides, looking at every worker).
+    // seq_cst: the monitor reads stuck_ and sleeping_ (seq_cst) and must not see a stale
+    // stuck_ = true from before a wake-up.
     stuck_.store(loop_.active_handles <= 1 && loop_.active_reqs.count == 0,
                  std::memory_order_seq_cst);
     poll(UV_RUN_ONCE);
     stuck_.store(false, std::memory_order_relaxed);
   }
   sleeping_.store(false, std::memory_order_relaxed);
-  rt_->nsleeping_.fetch_sub(1, std::memory_order_seq_cst);
+  rt_->nsleeping_.fetch_sub(1, std::memory_order_seq_cst);  // see the Dekker above
 }
 
 void Worker::run() {
@@ -498,6 +508,8 @@ __attribute__((noinline)) void Worker::run_loop() {
   }
   // Barrier: no worker closes its loop while another may still run a fiber that could
   // uv_async_send to it.
+  // acq_rel / acquire: each worker's last loop pass happens before any worker's teardown, and
+  // the monitor's last look at the workers before monitor_done_ (release in monitor.cpp).
   rt_->exited_.fetch_add(1, std::memory_order_acq_rel);
   while (rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count() ||
          !rt_->monitor_done_.load(std::memory_order_acquire))
@@ -512,7 +524,7 @@ void Worker::teardown() {
   // (dumps, closers waiting for an ack): settle them before the loop and the stacks go, and
   // refuse fd-close requests from here on (their closers then do not wait for us).
   {
-    std::lock_guard<SpinLock> lk(msg_mu_);
+    SpinGuard lk(msg_mu_);
     accepting_ = false;
   }
   drain_messages();

@@ -108,6 +108,8 @@ class Worker {
   RunQueue& runq() { return runq_; }
   bool stopping() const;
 
+  // The sleep/wake Dekker flag (see the note at the top): seq_cst store by the sleeper,
+  // seq_cst load + exchange by notify().
   std::atomic<bool> sleeping_{false};
 
   // Diagnostics, written by the owner, read by the monitor thread (relaxed: they are hints).
@@ -119,6 +121,7 @@ class Worker {
   Context* all_contexts_ = nullptr;  // every context of this worker (owner thread only)
 
   // Any thread: true if a woken fiber or a message waits for this worker.
+  // seq_cst: the re-check half of the sleep/wake Dekker, as in idle().
   bool has_pending_work() const noexcept {
     return inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst);
   }
@@ -219,12 +222,15 @@ class Worker {
   bool poll_period_elapsed() noexcept;
 
   // msg_mu_ guards closed_fds_, cancels_, calls_, accepting_ (a SpinLock: no libc locks
-  // under the shim).
+  // under the shim). A leaf lock: nothing else is taken while it is held.
   SpinLock msg_mu_;
-  std::vector<std::pair<int, WaitGroup*>> closed_fds_;
-  bool accepting_ = true;  // false after teardown's last drain: post_fd_closed refuses
-  std::vector<Task*> cancels_;  // each holds a reference
-  std::vector<std::pair<void (*)(Worker*, void*), void*>> calls_;
+  std::vector<std::pair<int, WaitGroup*>> closed_fds_ GREEN_GUARDED_BY(msg_mu_);
+  // false after teardown's last drain: post_fd_closed refuses
+  bool accepting_ GREEN_GUARDED_BY(msg_mu_) = true;
+  std::vector<Task*> cancels_ GREEN_GUARDED_BY(msg_mu_);  // each holds a reference
+  std::vector<std::pair<void (*)(Worker*, void*), void*>> calls_ GREEN_GUARDED_BY(msg_mu_);
+  // Set (seq_cst) after a message is queued under msg_mu_, before notify(): the Dekker pair
+  // with idle()'s sleeping_ store and re-check. Cleared under msg_mu_ by drain_messages.
   std::atomic<bool> has_msgs_{false};
 
   friend class Context;

@@ -47,7 +47,7 @@ class GREEN_API CondVar {
   // Returns false on timeout.
   bool wait_until_impl(std::unique_lock<Mutex>& lk, detail::TimePoint t);
   detail::SpinLock lock_;
-  detail::WaitList waiters_;  // guarded by lock_
+  detail::WaitList waiters_ GREEN_GUARDED_BY(lock_);
 };
 
 }  // namespace green

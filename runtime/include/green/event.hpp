@@ -26,8 +26,8 @@ class GREEN_API Event {
 
  private:
   mutable detail::SpinLock lock_;
-  bool set_ = false;          // guarded by lock_
-  detail::WaitList waiters_;  // guarded by lock_
+  bool set_ GREEN_GUARDED_BY(lock_) = false;
+  detail::WaitList waiters_ GREEN_GUARDED_BY(lock_);
 };
 
 }  // namespace green

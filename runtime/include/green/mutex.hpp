@@ -31,6 +31,7 @@ class GREEN_API Mutex {
 
   void lock() {
     std::uint32_t expected = 0;
+    // acquire: pairs with the previous unlock's release (its critical section is visible)
     if (state_.compare_exchange_strong(expected, kLocked, std::memory_order_acquire,
                                        std::memory_order_relaxed))
       return;
@@ -40,6 +41,7 @@ class GREEN_API Mutex {
   bool try_lock() noexcept {
     std::uint32_t s = state_.load(std::memory_order_relaxed);
     while (!(s & (kLocked | kQueueLock | kStarving))) {
+      // acquire: as in lock()
       if (state_.compare_exchange_weak(s, s | kLocked, std::memory_order_acquire,
                                        std::memory_order_relaxed))
         return true;

@@ -28,8 +28,8 @@ class GREEN_API Semaphore {
 
  private:
   mutable detail::SpinLock lock_;
-  std::size_t count_;         // guarded by lock_
-  detail::WaitList waiters_;  // guarded by lock_
+  std::size_t count_ GREEN_GUARDED_BY(lock_);
+  detail::WaitList waiters_ GREEN_GUARDED_BY(lock_);
 };
 
 }  // namespace green

@@ -31,8 +31,8 @@ class GREEN_API WaitGroup {
 
  private:
   mutable detail::SpinLock lock_;
-  std::int64_t count_;        // guarded by lock_
-  detail::WaitList waiters_;  // guarded by lock_
+  std::int64_t count_ GREEN_GUARDED_BY(lock_);
+  detail::WaitList waiters_ GREEN_GUARDED_BY(lock_);
 };
 
 }  // namespace green

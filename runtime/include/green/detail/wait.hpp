@@ -20,6 +20,7 @@
 #include <chrono>
 #include <cstdint>
 
+#include "green/detail/thread_annotations.hpp"
 #include "green/export.hpp"
 
 namespace green::detail {
@@ -74,6 +75,7 @@ struct Waiter {
 
   Waiter() = default;
   Waiter(WaitKind k, const void* obj) : kind(k), object(obj) {}
+  // Acquire: pairs with wake()'s CAS, so what the waker wrote before waking is visible.
   WakeReason reason() const { return WakeReason(state.load(std::memory_order_acquire)); }
 };
 
@@ -117,22 +119,35 @@ class WaitList {
 
 // Test-and-test-and-set spinlock for the short critical sections inside primitives. Never
 // held across a switch or a syscall; contention comes only from other OS threads, so after a
-// short spin it yields the thread.
-class GREEN_API SpinLock {
+// short spin it yields the thread. The acquire exchange of lock()/try_lock() pairs with the
+// release store of unlock(): the critical sections are ordered one after the other.
+class GREEN_CAPABILITY("mutex") GREEN_API SpinLock {
  public:
-  void lock() noexcept {
+  void lock() noexcept GREEN_ACQUIRE() {
     if (!locked_.exchange(true, std::memory_order_acquire)) return;
     lock_slow();
   }
-  bool try_lock() noexcept {
+  bool try_lock() noexcept GREEN_TRY_ACQUIRE(true) {
     return !locked_.load(std::memory_order_relaxed) &&
            !locked_.exchange(true, std::memory_order_acquire);
   }
-  void unlock() noexcept { locked_.store(false, std::memory_order_release); }
+  void unlock() noexcept GREEN_RELEASE() { locked_.store(false, std::memory_order_release); }
 
  private:
   void lock_slow() noexcept;
   std::atomic<bool> locked_{false};
+};
+
+// Scoped SpinLock holder (std::lock_guard is not annotated for -Wthread-safety).
+class GREEN_SCOPED_CAPABILITY SpinGuard {
+ public:
+  explicit SpinGuard(SpinLock& l) noexcept GREEN_ACQUIRE(l) : l_(l) { l_.lock(); }
+  ~SpinGuard() GREEN_RELEASE() { l_.unlock(); }
+  SpinGuard(const SpinGuard&) = delete;
+  SpinGuard& operator=(const SpinGuard&) = delete;
+
+ private:
+  SpinLock& l_;
 };
 
 // Releases the caller's lock once the waiter is published (called exactly once by park).
@@ -143,8 +158,13 @@ struct Unlocker {
     if (fn) fn(arg);
   }
 };
-inline Unlocker unlocker(SpinLock& l) {
-  return {[](void* p) { static_cast<SpinLock*>(p)->unlock(); }, &l};
+// For the thread-safety analysis `l` counts as released here: the Unlocker is handed to
+// park(), which releases it before it returns, and nothing runs between the two.
+inline void unlock_spin_lock(void* l) GREEN_NO_THREAD_SAFETY_ANALYSIS {
+  static_cast<SpinLock*>(l)->unlock();
+}
+inline Unlocker unlocker(SpinLock& l) GREEN_RELEASE(l) GREEN_NO_THREAD_SAFETY_ANALYSIS {
+  return {&unlock_spin_lock, &l};
 }
 
 // Blocks the calling fiber or thread until wake(&w, ...), `deadline`, the fiber's scoped
@@ -170,7 +190,7 @@ GREEN_API void throw_if_interrupted(WakeReason r);
 // (releasing `lock`), then re-takes `lock` to leave the list (the lifetime rule above) and
 // releases it. Returns why the wait ended.
 inline WakeReason wait_on(WaitList& list, SpinLock& lock, Waiter& w, TimePoint deadline,
-                          bool interruptible = true) noexcept {
+                          bool interruptible = true) noexcept GREEN_RELEASE(lock) {
   list.push_back(&w);
   WakeReason r = park(w, deadline, unlocker(lock), interruptible);
   lock.lock();
