@@ -200,6 +200,7 @@ int create_fiber(pthread_t* out, const pthread_attr_t* attr, void* (*fn)(void*),
     task->stack_size_ = t->stack_size;
     task->tp_ = t->tp;
     task->shim_data_ = t;
+    t->task = task;
     try {
       detail::submit(task);
     } catch (...) {
@@ -245,6 +246,17 @@ int join_shim(ShimThread* t, void** ret, TimePoint deadline, bool try_only) {
       detail::Waiter w;
       t->joiners.push_back(&w);
       WakeReason r = detail::park(w, deadline, detail::unlocker(t->lock));
+      if (r == WakeReason::kCancelled && !try_only && deadline == kNoDeadline) {
+        // pthread_join is a cancellation point (the timed and try forms are not).
+        t->lock.lock();
+        t->joiners.remove(&w);
+        t->joining = false;
+        t->lock.unlock();
+        tcb::cancel_point();
+        t->lock.lock();
+        t->joining = true;
+        continue;
+      }
       t->lock.lock();
       t->joiners.remove(&w);
       if (!t->done && r == WakeReason::kTimeout && deadline != kNoDeadline &&
@@ -486,6 +498,23 @@ GREEN_HOOK(pthread_getname_np) {
   const char* n = t->name;
   if (std::strlen(n) + 1 > len) return ERANGE;
   std::strcpy(buf, n);
+  return 0;
+}
+
+// Deferred cancellation of a fiber-thread with its own identity: glibc's own bits in its
+// descriptor (so pthread_setcancelstate/type and pthread_testcancel work unhooked), no
+// SIGCANCEL (it would hit whichever fiber its worker runs); a parked target is woken through
+// its fiber (Task::cancel), and the hook it is parked in acts at its cancellation point
+// (tcb::cancel_point). Asynchronous cancellation of another fiber-thread acts at its next
+// cancellation point or hooked blocking call, as the deferred kind does.
+GREEN_HOOK(pthread_cancel) {
+  ShimThread* t = thread_of(th);
+  if (!t) return real::pthread_cancel(th);
+  if (!t->tp) return ENOTSUP;  // shared mode, the main fiber: not supported (docs/shim.md)
+  if (!tcb::mark_cancel(t->tp)) return 0;
+  t->lock.lock();
+  if (!t->done) t->task->cancel();  // the task lives until finish() set done (under lock)
+  t->lock.unlock();
   return 0;
 }
 

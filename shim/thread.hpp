@@ -45,6 +45,7 @@ struct ShimThread {
   char* tp = nullptr;       // own thread identity (thread_tcb.hpp): pthread_t == tp;
                             // nullptr: shares its worker's (pthread_t == this)
   int vtid = 0;             // what gettid() returns on it (0: the worker's tid)
+  detail::Task* task = nullptr;  // its fiber while !done (guarded by lock): pthread_cancel
 };
 
 // The calling fiber's ShimThread (created on demand). Must be called on a fiber.

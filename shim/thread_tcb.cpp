@@ -40,7 +40,7 @@ constexpr long kTcbSize = 2368;
 constexpr long kTcbSelf = 0x00, kDtv = 0x08, kSelf = 0x10, kMultipleThreads = 0x18;
 constexpr long kStackGuard = 0x28, kPointerGuard = 0x30, kFeature1 = 0x48;
 constexpr long kList = 704, kTid = 720, kRobustPrev = 728, kRobustHead = 736;
-constexpr long kRobustFutexOffset = 744, kCleanupJmpBuf = 768;
+constexpr long kRobustFutexOffset = 744, kCleanupJmpBuf = 768, kCancelHandling = 776;
 constexpr long kSpecific1st = 784, kSpecific = 1296, kUserStack = 1554;
 constexpr long kSchedParam = 1584, kSchedPolicy = 1588, kStartRoutine = 1592, kArg = 1600;
 constexpr long kStackblock = 1680, kStackblockSize = 1688, kGuardsize = 1696;
@@ -357,6 +357,45 @@ void on_exit(char*) noexcept {
   if (g_call_tls_dtors) g_call_tls_dtors();  // C++ thread_local destructors, innermost first
   dlerror();  // the first marks a pending message delivered, the second frees it
   dlerror();
+}
+
+namespace {
+// glibc's cancelhandling bits (nptl/descr.h).
+constexpr int kCancelDisabled = 1, kCancelAsync = 2, kCanceling = 4, kCanceled = 8, kExiting = 16,
+              kTerminated = 32;
+std::atomic<int>& cancelhandling(char* tp) {
+  return *reinterpret_cast<std::atomic<int>*>(tp + kCancelHandling);
+}
+bool is_fiber_identity(char* tp) {
+  return tp != g_main_tp && at<void*>(tp, kStartRoutine) == reinterpret_cast<void*>(&marker);
+}
+}  // namespace
+
+void cancel_point() {
+  if (!g_enabled) return;
+  char* tp = read_tp();
+  if (!is_fiber_identity(tp)) return;
+  int v = cancelhandling(tp).load(std::memory_order_relaxed);
+  if ((v & (kCancelDisabled | kCanceled | kExiting | kTerminated)) == kCanceled)
+    pthread_testcancel();  // glibc: result = PTHREAD_CANCELED, unwind
+}
+
+bool mark_cancel(char* tp) {
+  auto& ch = cancelhandling(tp);
+  // Relaxed, as glibc's pthread_cancel: the target reads the bits at its cancellation points;
+  // the wake-up that follows (Task::cancel) orders them for a parked target.
+  int old = ch.load(std::memory_order_relaxed);
+  int nv;
+  do {
+    nv = old | kCanceling | kCanceled;
+    if (nv == old) return false;  // already cancelled
+  } while (!ch.compare_exchange_weak(old, nv, std::memory_order_relaxed));
+  if (nv & (kExiting | kTerminated | kCancelDisabled)) return false;
+  if (tp == read_tp()) {
+    if (nv & kCancelAsync) pthread_testcancel();  // self, asynchronous: acts now
+    return false;
+  }
+  return true;
 }
 
 void* run_with_unwind_buf(char* tp, void* (*fn)(void*), void* arg) noexcept {

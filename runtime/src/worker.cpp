@@ -463,6 +463,7 @@ void Worker::run() {
 }
 
 __attribute__((noinline)) void Worker::run_loop() {
+  if (index_ == 0) runq_.push(rt_->main_);  // see Runtime::run
   install_overflow_handler_on_this_thread();
   {
     // The scheduler context runs on this thread's own stack.
