@@ -9,7 +9,11 @@
 // Task::shim_data_ of the fiber points at it while the fiber runs.
 //
 // Lifetime: a ShimThread is freed by whoever comes last of (the fiber finishing, pthread_join
-// returning, pthread_detach), decided under ShimThread::lock.
+// returning, pthread_detach), decided under ShimThread::lock. Its identity block (tp) outlives
+// it until the fiber's context switched away for good (thread_tcb.hpp: two references).
+//
+// Interface for the other hook files: current_thread() (the calling fiber's) and thread_of()
+// (a pthread_t's; nullptr for a real OS thread).
 #pragma once
 
 #include <pthread.h>
