@@ -61,6 +61,8 @@ const char* kHelp =
     "\n"
     "Other settings read from the environment:\n"
     "  GREEN_STACK_GUARD   auto|always|never guard page under each fiber stack (default auto)\n"
+    "  GREEN_THREAD_TLS    auto|shared|wrfsbase|arch_prctl: TLS and thread identity of each\n"
+    "                      fiber-thread its own (auto, default) or its worker's (shared)\n"
     "  GREEN_PRELOAD       path of libgreen_preload.so (default: found next to greenrun,\n"
     "                      or in ../lib)\n"
     "\n"

@@ -24,6 +24,7 @@
 #include "common.hpp"
 #include "fd_table.hpp"
 #include "green/io.hpp"
+#include "thread_tcb.hpp"
 
 extern "C" [[noreturn]] void __chk_fail(void);
 
@@ -92,6 +93,7 @@ int poll_fiber(pollfd* fds, nfds_t n, TimePoint d) {
       continue;  // one last zero-timeout look, then the deadline check returns 0
     }
     if (w == io::WaitResult::kCancelled || w == io::WaitResult::kDeadline) {
+      tcb::cancel_point();  // woken by pthread_cancel: acts if enabled
       errno = EINTR;
       return -1;
     }
@@ -166,6 +168,7 @@ int epoll_fiber(int ep, epoll_event* ev, int max, TimePoint d) {
       return -1;
     }
     if (w == io::WaitResult::kCancelled || w == io::WaitResult::kDeadline) {
+      tcb::cancel_point();  // woken by pthread_cancel: acts if enabled
       errno = EINTR;
       return -1;
     }

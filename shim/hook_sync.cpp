@@ -35,6 +35,7 @@
 #include "common.hpp"
 #include "green/detail/task.hpp"
 #include "sync_table.hpp"
+#include "thread_tcb.hpp"
 
 using namespace green::shim;
 using green::detail::Task;
@@ -147,6 +148,7 @@ struct CondUnlock {
 int cond_wait_fiber(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline) {
   if (owned_type(kind_of(m)) && fiber_owner(m) != me()) return EPERM;
   stat_add(&Stats::cond_waits);
+  tcb::cancel_point();  // a cancellation point; the mutex is still held, as POSIX wants
   // Queue on the condvar first; the mutex is released only once park() made the waiter
   // visible to signalers (and the bucket lock is free again: the unlock may wake a mutex waiter
   // hashed to the same bucket).
@@ -155,6 +157,8 @@ int cond_wait_fiber(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline) {
       [](void* p) { mutex_unlock_fiber(static_cast<pthread_mutex_t*>(p)); }, m);
   int lr = mutex_lock_fiber(m, kNoDeadline);
   if (lr != 0) return lr;
+  // Cancelled while waiting: the cleanup handlers run with the mutex re-acquired (POSIX).
+  if (r == sync::WaitResult::kInterrupted) tcb::cancel_point();
   return r == sync::WaitResult::kTimedOut ? ETIMEDOUT : 0;
 }
 

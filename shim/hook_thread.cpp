@@ -1,23 +1,37 @@
 // Hooks: pthread_create/join/tryjoin/timedjoin/detach/exit/self/equal, pthread_setname_np/
-// getname_np/kill for fiber-thread ids, pthread_once, pthread_key_create/delete/getspecific/
-// setspecific.
+// getname_np/kill/cancel for fiber-thread ids, gettid/tgkill/syscall (fiber-thread ids),
+// pthread_once, pthread_key_create/delete/getspecific/setspecific.
 //
 // pthread_create on a fiber (GREEN_THREADS=fibers, the default) spawns a green fiber instead of
-// an OS thread; the pthread_t it returns is the address of a ShimThread (thread.hpp), so ids
-// of fiber-threads and of real threads never collide and every hook can tell them apart by
-// the magic word at that address. The attribute's stack size, if the program set one, becomes
-// the fiber's stack size (at least 64 KiB: the hooks themselves need some); detach state is
-// honoured; other attributes (scheduling, affinity, a caller-provided stack) are ignored.
+// an OS thread. With thread identities (thread_tcb.hpp; GREEN_THREAD_TLS=auto) the fiber gets
+// a glibc descriptor + TLS of its own and the pthread_t it returns is that descriptor; the
+// ShimThread is found from it by thread_of() (the descriptor's start_routine/arg). In shared
+// mode the pthread_t is the address of the ShimThread (thread.hpp), told apart from real
+// threads by the magic word at that address. The attribute's stack size, if the program set
+// one, becomes the fiber's stack size (at least 64 KiB: the hooks themselves need some);
+// detach state is honoured; other attributes (scheduling, affinity, a caller-provided stack)
+// are ignored.
 //
 // Placement and migration: the runtime queues the new fiber on the creating worker; an idle
 // worker may steal it before it starts; once started it never leaves its worker's OS thread.
 // That is what keeps errno and every __thread address a compiler cached valid across a hooked
-// call that parks (hazard H1).
+// call that parks (hazard H1) in shared mode; with an identity they live in the fiber's own
+// block and would survive a move too.
+//
+// Exit and cancellation (own identity): the fiber starts in tcb::run_with_unwind_buf, the
+// equivalent of glibc's start_thread buffer, so glibc's own pthread_exit and an acted-on
+// cancellation unwind to it (cleanup handlers, C++ destructors). pthread_cancel marks
+// glibc's bits and wakes the target; hooks that are cancellation points call
+// tcb::cancel_point() after a wake-up (docs/shim.md lists them).
+//
+// gettid(): a distinct id per fiber-thread (the pid for the main fiber, kVtidBase + n for the
+// others: above the kernel's PID_MAX_LIMIT, so never a task's), kept in a table for tgkill.
 //
 // Thread keys: the key numbers are glibc's own (pthread_key_create really creates the key, so
-// OS threads use it through glibc unchanged); a fiber-thread stores its values in its
-// ShimThread, validated against a per-key sequence number so a deleted-and-recreated key reads
-// as NULL. Destructors run when the fiber-thread ends (pthread_exit or return), up to
+// OS threads use it through glibc unchanged); a fiber-thread with an identity keeps its values
+// in its descriptor (glibc's get/setspecific), in shared mode in its ShimThread, validated
+// against a per-key sequence number so a deleted-and-recreated key reads as NULL. Destructors
+// run when the fiber-thread ends (pthread_exit, cancellation or return), up to
 // PTHREAD_DESTRUCTOR_ITERATIONS rounds.
 //
 // pthread_once on a fiber: implemented on glibc's own once word (0 -> 1 in progress -> 2 done)
@@ -200,6 +214,7 @@ int create_fiber(pthread_t* out, const pthread_attr_t* attr, void* (*fn)(void*),
     task->stack_size_ = t->stack_size;
     task->tp_ = t->tp;
     task->shim_data_ = t;
+    t->task = task;
     try {
       detail::submit(task);
     } catch (...) {
@@ -245,6 +260,17 @@ int join_shim(ShimThread* t, void** ret, TimePoint deadline, bool try_only) {
       detail::Waiter w;
       t->joiners.push_back(&w);
       WakeReason r = detail::park(w, deadline, detail::unlocker(t->lock));
+      if (r == WakeReason::kCancelled && !try_only && deadline == kNoDeadline) {
+        // pthread_join is a cancellation point (the timed and try forms are not).
+        t->lock.lock();
+        t->joiners.remove(&w);
+        t->joining = false;
+        t->lock.unlock();
+        tcb::cancel_point();
+        t->lock.lock();
+        t->joining = true;
+        continue;
+      }
       t->lock.lock();
       t->joiners.remove(&w);
       if (!t->done && r == WakeReason::kTimeout && deadline != kNoDeadline &&
@@ -486,6 +512,23 @@ GREEN_HOOK(pthread_getname_np) {
   const char* n = t->name;
   if (std::strlen(n) + 1 > len) return ERANGE;
   std::strcpy(buf, n);
+  return 0;
+}
+
+// Deferred cancellation of a fiber-thread with its own identity: glibc's own bits in its
+// descriptor (so pthread_setcancelstate/type and pthread_testcancel work unhooked), no
+// SIGCANCEL (it would hit whichever fiber its worker runs); a parked target is woken through
+// its fiber (Task::cancel), and the hook it is parked in acts at its cancellation point
+// (tcb::cancel_point). Asynchronous cancellation of another fiber-thread acts at its next
+// cancellation point or hooked blocking call, as the deferred kind does.
+GREEN_HOOK(pthread_cancel) {
+  ShimThread* t = thread_of(th);
+  if (!t) return real::pthread_cancel(th);
+  if (!t->tp) return ENOTSUP;  // shared mode, the main fiber: not supported (docs/shim.md)
+  if (!tcb::mark_cancel(t->tp)) return 0;
+  t->lock.lock();
+  if (!t->done) t->task->cancel();  // the task lives until finish() set done (under lock)
+  t->lock.unlock();
   return 0;
 }
 

@@ -12,6 +12,7 @@
 
 #include "common.hpp"
 #include "green/fiber.hpp"
+#include "thread_tcb.hpp"
 
 using namespace green::shim;
 using green::detail::WakeReason;
@@ -30,8 +31,10 @@ void fill_left(TimePoint d, timespec* rem) {
 // Returns 0 or EINTR.
 int fiber_sleep(TimePoint d, timespec* rem) {
   stat_add(&Stats::sleeps);
+  tcb::cancel_point();  // sleeps are cancellation points (POSIX)
   WakeReason r = sleep_until(d);
   if (r == WakeReason::kTimeout) return 0;
+  tcb::cancel_point();  // woken by pthread_cancel: acts if enabled
   fill_left(d, rem);
   return EINTR;
 }

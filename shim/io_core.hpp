@@ -14,6 +14,7 @@
 
 #include "common.hpp"
 #include "fd_table.hpp"
+#include "thread_tcb.hpp"
 
 namespace green::shim {
 
@@ -47,7 +48,10 @@ auto run_io(IoCall& c, Op&& op) -> decltype(op()) {
       return r;
     }
     if (errno != EAGAIN && errno != EWOULDBLOCK) return r;
-    if (!wait_ready(c)) return -1;
+    if (!wait_ready(c)) {
+      if (errno == EINTR) tcb::cancel_point();  // woken by pthread_cancel: acts if enabled
+      return -1;
+    }
   }
 }
 

@@ -9,7 +9,11 @@
 // Task::shim_data_ of the fiber points at it while the fiber runs.
 //
 // Lifetime: a ShimThread is freed by whoever comes last of (the fiber finishing, pthread_join
-// returning, pthread_detach), decided under ShimThread::lock.
+// returning, pthread_detach), decided under ShimThread::lock. Its identity block (tp) outlives
+// it until the fiber's context switched away for good (thread_tcb.hpp: two references).
+//
+// Interface for the other hook files: current_thread() (the calling fiber's) and thread_of()
+// (a pthread_t's; nullptr for a real OS thread).
 #pragma once
 
 #include <pthread.h>
@@ -45,6 +49,7 @@ struct ShimThread {
   char* tp = nullptr;       // own thread identity (thread_tcb.hpp): pthread_t == tp;
                             // nullptr: shares its worker's (pthread_t == this)
   int vtid = 0;             // what gettid() returns on it (0: the worker's tid)
+  detail::Task* task = nullptr;  // its fiber while !done (guarded by lock): pthread_cancel
 };
 
 // The calling fiber's ShimThread (created on demand). Must be called on a fiber.

@@ -7,13 +7,16 @@
 #include <locale.h>
 #include <netdb.h>
 #include <setjmp.h>
+#include <signal.h>
 #include <sys/auxv.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cxxabi.h>
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -40,7 +43,7 @@ constexpr long kTcbSize = 2368;
 constexpr long kTcbSelf = 0x00, kDtv = 0x08, kSelf = 0x10, kMultipleThreads = 0x18;
 constexpr long kStackGuard = 0x28, kPointerGuard = 0x30, kFeature1 = 0x48;
 constexpr long kList = 704, kTid = 720, kRobustPrev = 728, kRobustHead = 736;
-constexpr long kRobustFutexOffset = 744, kCleanupJmpBuf = 768;
+constexpr long kRobustFutexOffset = 744, kCleanupJmpBuf = 768, kCancelHandling = 776;
 constexpr long kSpecific1st = 784, kSpecific = 1296, kUserStack = 1554;
 constexpr long kSchedParam = 1584, kSchedPolicy = 1588, kStartRoutine = 1592, kArg = 1600;
 constexpr long kStackblock = 1680, kStackblockSize = 1688, kGuardsize = 1696;
@@ -235,6 +238,76 @@ void set_stack_fields(char* tp) {
   at<std::size_t>(tp, kReportedGuardsize) = guard ? guard : std::size_t(getpagesize());
 }
 
+// glibc's SIGSETXID handler (set*id broadcasts: nptl/nptl_setxid.c) clears the flag in
+// THREAD_SELF's descriptor, and the caller re-signals until the *listed* descriptor of every
+// task is clear. A worker running a fiber-thread identity would clear the identity's flag
+// instead, for ever (a livelock, also when the caller itself is a fiber-thread: it signals
+// its own task). The trampoline runs glibc's handler with the task's own descriptor as the
+// thread pointer, and restores the fiber's afterwards.
+struct KernelSigaction {
+  void* handler;
+  unsigned long flags;
+  void* restorer;
+  unsigned long mask;
+};
+constexpr int kSigSetxid = 33;  // SIGSETXID: the second kernel RT signal, glibc-internal
+void (*g_glibc_setxid)(int, siginfo_t*, void*) = nullptr;
+
+void write_fs(char* tp) {
+  if (g_write == Write::kWrfsbase) {
+    asm volatile("wrfsbase %0" : : "r"(tp) : "memory");
+  } else {
+    long ret;
+    asm volatile("syscall"
+                 : "=a"(ret)
+                 : "0"(long(SYS_arch_prctl)), "D"(long(0x1002)), "S"(tp)
+                 : "rcx", "r11", "memory");
+    (void)ret;
+  }
+}
+
+__attribute__((noinline)) void call_glibc_setxid(int sig, siginfo_t* si, void* ctx) {
+  g_glibc_setxid(sig, si, ctx);
+}
+
+void setxid_trampoline(int sig, siginfo_t* si, void* ctx) {
+  char* cur = read_tp();
+  auto* own = static_cast<char*>(detail::own_thread_pointer(cur));
+  if (!own || own == cur) {
+    call_glibc_setxid(sig, si, ctx);
+    return;
+  }
+  write_fs(own);
+  call_glibc_setxid(sig, si, ctx);
+  write_fs(cur);
+}
+
+long raw_rt_sigaction(int sig, const KernelSigaction* act, KernelSigaction* old) {
+  long ret;
+  register long r10 asm("r10") = 8;  // sizeof the kernel's sigset
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "0"(long(SYS_rt_sigaction)), "D"(long(sig)), "S"(act), "d"(old), "r"(r10)
+               : "rcx", "r11", "memory");
+  return ret;
+}
+
+// glibc's sigaction refuses SIGSETXID; the raw call keeps glibc's flags, mask and restorer.
+// glibc installs its handler with the first pthread_create (late_init), so this runs on the
+// main fiber, after the runtime's threads exist.
+bool wrap_setxid_handler() {
+  KernelSigaction old{};
+  if (raw_rt_sigaction(kSigSetxid, nullptr, &old) != 0) return false;
+  if (!(old.flags & SA_SIGINFO) || old.handler == reinterpret_cast<void*>(SIG_DFL) ||
+      old.handler == reinterpret_cast<void*>(SIG_IGN))
+    return false;
+  if (old.handler == reinterpret_cast<void*>(&setxid_trampoline)) return true;
+  g_glibc_setxid = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(old.handler);
+  KernelSigaction act = old;
+  act.handler = reinterpret_cast<void*>(&setxid_trampoline);
+  return raw_rt_sigaction(kSigSetxid, &act, nullptr) == 0;
+}
+
 void sched0_entered() {  // on worker 0's scheduler identity, before its loop
   errno = 0;
   uselocale(LC_GLOBAL_LOCALE);
@@ -299,6 +372,10 @@ char* main_tp() noexcept {
 
 void main_fiber_started(ShimThread* main) noexcept {
   if (!g_enabled) return;
+  if (!wrap_setxid_handler())
+    std::fprintf(stderr,
+                 "green: warning: glibc's SIGSETXID handler not found: setuid() and "
+                 "friends from fiber-threads may not return\n");
   char* tp = g_main_tp;
   for (int i = 0; i < 4; ++i) g_main_saved[i] = at<void*>(tp, kStackblock + 8 * i);
   g_main_saved[4] = at<void*>(tp, kStartRoutine);
@@ -357,6 +434,45 @@ void on_exit(char*) noexcept {
   if (g_call_tls_dtors) g_call_tls_dtors();  // C++ thread_local destructors, innermost first
   dlerror();  // the first marks a pending message delivered, the second frees it
   dlerror();
+}
+
+namespace {
+// glibc's cancelhandling bits (nptl/descr.h).
+constexpr int kCancelDisabled = 1, kCancelAsync = 2, kCanceling = 4, kCanceled = 8, kExiting = 16,
+              kTerminated = 32;
+std::atomic<int>& cancelhandling(char* tp) {
+  return *reinterpret_cast<std::atomic<int>*>(tp + kCancelHandling);
+}
+bool is_fiber_identity(char* tp) {
+  return tp != g_main_tp && at<void*>(tp, kStartRoutine) == reinterpret_cast<void*>(&marker);
+}
+}  // namespace
+
+void cancel_point() {
+  if (!g_enabled) return;
+  char* tp = read_tp();
+  if (!is_fiber_identity(tp)) return;
+  int v = cancelhandling(tp).load(std::memory_order_relaxed);
+  if ((v & (kCancelDisabled | kCanceled | kExiting | kTerminated)) == kCanceled)
+    pthread_testcancel();  // glibc: result = PTHREAD_CANCELED, unwind
+}
+
+bool mark_cancel(char* tp) {
+  auto& ch = cancelhandling(tp);
+  // Relaxed, as glibc's pthread_cancel: the target reads the bits at its cancellation points;
+  // the wake-up that follows (Task::cancel) orders them for a parked target.
+  int old = ch.load(std::memory_order_relaxed);
+  int nv;
+  do {
+    nv = old | kCanceling | kCanceled;
+    if (nv == old) return false;  // already cancelled
+  } while (!ch.compare_exchange_weak(old, nv, std::memory_order_relaxed));
+  if (nv & (kExiting | kTerminated | kCancelDisabled)) return false;
+  if (tp == read_tp()) {
+    if (nv & kCancelAsync) pthread_testcancel();  // self, asynchronous: acts now
+    return false;
+  }
+  return true;
 }
 
 void* run_with_unwind_buf(char* tp, void* (*fn)(void*), void* arg) noexcept {

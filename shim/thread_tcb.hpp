@@ -81,6 +81,18 @@ void on_exit(char* tp) noexcept;
 // cancellation unwind to here); returns fn's value or the pthread_exit value.
 void* run_with_unwind_buf(char* tp, void* (*fn)(void*), void* arg) noexcept;
 
+// Deferred cancellation (POSIX): a cancellation point on the calling fiber. Acts (glibc's
+// pthread_testcancel: unwinds to run_with_unwind_buf, running the cleanup handlers) if the
+// caller is a fiber-thread with its own identity and a cancel is pending and enabled. Must be
+// called from frames that may be unwound (no noexcept frame below it on the fiber, no lock
+// held).
+void cancel_point();
+// pthread_cancel of a fiber-thread with its own identity (`tp`): marks it as glibc does
+// (CANCELING|CANCELED in cancelhandling, no signal). Returns true if the caller must wake the
+// target's current wait (cancellation enabled, target is another thread); acts at once for a
+// self-cancel with asynchronous type.
+bool mark_cancel(char* tp);
+
 // TP-relative offsets of struct pthread fields the shim reads.
 constexpr long kResult = 1576;
 

@@ -16,7 +16,9 @@
 // the fcontext layer directly keeps the switch within a few instructions of the raw cost.
 //
 // Context owns everything Boost.Context: the stack's machine state (`fctx_`, private), the
-// switch (jump(), the only call of jump_fcontext) and the entry of a new stack. Worker decides
+// switch (jump(), the only call of jump_fcontext; it also switches the FS base when the next
+// context runs with another thread pointer, `tp_`: thread_pointer.hpp) and the entry of a new
+// stack. Worker decides
 // *which* context runs next and does the bookkeeping (Worker::switch_to); Context does the
 // switch itself. It also owns the fiber's libuv timer for timed waits (arm_timer /
 // disarm_timer / timer_deadline): one uv_timer_t per context, initialised on first use and

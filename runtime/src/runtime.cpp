@@ -93,7 +93,10 @@ void Runtime::run(Task* main) {
   }
   main_ = main;
   task_state(main).next = nullptr;
-  workers_[0]->runq_.push(main);
+  // Worker 0 queues `main` itself once its loop starts (Worker::run_loop): with thread
+  // identities the main task runs with this thread's thread pointer, which this thread keeps
+  // using until worker 0 has switched its scheduler to its own; a worker that stole `main`
+  // earlier would run on the same TLS block at the same time.
   Monitor monitor(this, opts_);
   threads_.reserve(workers_.size());
   for (std::size_t i = 1; i < workers_.size(); ++i) {

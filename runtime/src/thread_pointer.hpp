@@ -44,6 +44,9 @@ enum class TpWrite : std::uint8_t { kOff, kWrfsbase, kArchPrctl };
 struct TpConfig {
   TpWrite write = TpWrite::kOff;
   long tid_offset = -1;              // TP-relative offset of glibc's pthread::tid (-1: none)
+  // The enabling thread's own descriptor (the process's main thread, on glibc's lists): its
+  // tid is never rewritten, so set*id's tgkill for it always reaches the main thread's task.
+  char* keep_tid = nullptr;
   void (*release)(void*) = nullptr;  // a finished task's TP no longer runs anywhere
   // TP-relative offsets of the runtime's own TLS (set by the first worker).
   long current_offset = 0;  // Worker::tls_current_

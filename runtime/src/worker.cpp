@@ -38,7 +38,8 @@ void store_worker_state(char* tp, Worker* w, int index, Task* task, long tid) no
   auto* st = reinterpret_cast<ThreadState*>(tp + g_tp.state_offset);
   st->task = task;
   st->worker = index;
-  if (g_tp.tid_offset >= 0) *reinterpret_cast<int*>(tp + g_tp.tid_offset) = int(tid);
+  if (g_tp.tid_offset >= 0 && tp != g_tp.keep_tid)
+    *reinterpret_cast<int*>(tp + g_tp.tid_offset) = int(tid);
 }
 
 }  // namespace
@@ -49,9 +50,16 @@ bool enable_thread_pointers(int write, long tid_offset, void (*release)(void*)) 
   g_tp.current_offset = reinterpret_cast<char*>(&Worker::tls_current_) - tp;
   g_tp.state_offset = reinterpret_cast<char*>(&g_thread_state) - tp;
   g_tp.tid_offset = tid_offset;
+  g_tp.keep_tid = tp;
   g_tp.release = release;
   g_tp.write = TpWrite(write);
   return true;
+}
+
+void* own_thread_pointer(void* block) noexcept {
+  if (g_tp.write == TpWrite::kOff) return nullptr;
+  Worker* w = *reinterpret_cast<Worker**>(static_cast<char*>(block) + g_tp.current_offset);
+  return w ? w->own_tp_ : nullptr;
 }
 
 void set_scheduler0_tp(void* tp, void (*entered)()) noexcept {
@@ -453,6 +461,7 @@ void Worker::run() {
   // the scheduler context runs with an identity of its own meanwhile; the FS base is switched
   // here, around run_loop (noinline, so no TLS address of either side crosses the switch).
   char* own = read_tp();
+  own_tp_ = own;
   char* sched_tp = own;
   if (index_ == 0 && g_sched0_tp) {
     sched_tp = g_sched0_tp;
@@ -473,6 +482,7 @@ void Worker::run() {
 }
 
 __attribute__((noinline)) void Worker::run_loop() {
+  if (index_ == 0) runq_.push(rt_->main_);  // see Runtime::run
   install_overflow_handler_on_this_thread();
   {
     // The scheduler context runs on this thread's own stack.

@@ -194,6 +194,7 @@ class Worker {
   uv_async_t async_;
   Context sched_;
   long tid_ = 0;  // kernel tid of the worker's thread (enter_tp stores it into glibc's tid)
+  char* own_tp_ = nullptr;  // the thread's own glibc descriptor (own_thread_pointer)
   Context* running_ = nullptr;
   Context* ready_head_ = nullptr;
   Context* ready_tail_ = nullptr;
@@ -236,6 +237,7 @@ class Worker {
   friend class Context;
   friend class Runtime;
   friend bool enable_thread_pointers(int, long, void (*)(void*)) noexcept;
+  friend void* own_thread_pointer(void*) noexcept;
 };
 
 }  // namespace green::detail

@@ -37,6 +37,8 @@ expect 2 "GREEN_WORKERS" -- env GREEN_WORKERS=5000 "$greenrun" -- true
 expect 2 "GREEN_STACK_SIZE" -- env GREEN_STACK_SIZE=1T "$greenrun" -- true
 expect 2 "GREEN_THREADS" -- env GREEN_THREADS=maybe "$greenrun" -- true
 expect 2 "GREEN_STATS" -- env GREEN_STATS=yes "$greenrun" -- true
+expect 2 "GREEN_THREAD_TLS" -- env GREEN_THREAD_TLS=own "$greenrun" -- true
+for m in auto shared wrfsbase arch_prctl; do expect 0 "" -- env GREEN_THREAD_TLS=$m "$greenrun" -- true; done
 # Good runs: exit status is the program's; --stats prints its summary line.
 expect 0 "" -- "$greenrun" --workers 2 --stack-size 128K --threads os -- true
 # greenrun's flags use the runtime's parsers (runtime/src/option_parse.hpp): the same forms.
@@ -50,7 +52,7 @@ grep -q "libgreen_preload.so:/lib/x86_64-linux-gnu/libc.so.6" <<<"$out" ||
   { echo "FAIL: LD_PRELOAD became '$out'"; fail=1; }
 help="$("$greenrun" --help)"
 for s in --workers --stack-size --threads --stats GREEN_WORKERS GREEN_STACK_SIZE GREEN_THREADS \
-         GREEN_STATS GREEN_STACK_GUARD GREEN_PRELOAD; do
+         GREEN_STATS GREEN_STACK_GUARD GREEN_THREAD_TLS GREEN_PRELOAD; do
   grep -q -- "$s" <<<"$help" || { echo "FAIL: --help does not mention $s"; fail=1; }
 done
 [[ $fail -eq 0 ]] && echo "cli_test: ok"

@@ -8,8 +8,9 @@
  * pthread_self() is the id pthread_create returned; gettid() and syscall(SYS_gettid) agree,
  * are distinct per thread and differ from getpid() (main: equal); tgkill(getpid(), gettid(),
  * 0) reaches the caller, tgkill to an id above the kernel's PID_MAX_LIMIT fails with ESRCH;
- * sched_getcpu() is a CPU; ctype works (the locale TLS of a new thread is set up); the TLS
- * of a library dlopen'ed after threads exist (general-dynamic model) is fresh per thread. */
+ * sched_getcpu() is a CPU; setuid/setgid from a thread return while others run; ctype works (the
+ * locale TLS of a new thread is set up); the TLS of a library dlopen'ed after threads exist
+ * (general-dynamic model) is fresh per thread. */
 #include <ctype.h>
 #include <dlfcn.h>
 #include <poll.h>
@@ -29,7 +30,7 @@ static __thread long t_zero[8];
 static pthread_t g_ids[N];
 static pid_t g_tids[N];
 static void* g_addr[N];
-static atomic_int g_arrived, g_phase;
+static atomic_int g_arrived, g_phase, g_in_read;
 static int g_pipe[2], g_quiet[2]; /* g_quiet: never written */
 static int* (*g_lib_addr)(void);
 
@@ -94,6 +95,16 @@ static void* run(void* arg) {
   *lib = 2000 + (int)id;
   CHECK(usleep(200) == 0);
   CHECK(g_lib_addr() == lib && *lib == 2000 + id);
+  if (id % 50 == 0) {
+    /* set*id from a thread while the others are blocked in read() (restarted after glibc's
+     * SIGSETXID): glibc signals every thread and waits for each to take the change (a livelock
+     * if one acknowledged it in the wrong descriptor). */
+    while (atomic_load(&g_in_read) < N - N / 50) usleep(500);
+    CHECK(setgid(getgid()) == 0 && setuid(getuid()) == 0);
+    errno = 5000 + (int)id;
+  } else {
+    atomic_fetch_add(&g_in_read, 1);
+  }
   char c;
   CHECK(read(g_pipe[0], &c, 1) == 1);
   CHECK(t_int == 1000 + id && errno == 5000 + id);

@@ -34,6 +34,10 @@ GREEN_API bool enable_thread_pointers(int write, long tid_offset, void (*release
 // that the calling thread's own identity can go to the main task (Task::tp_). `entered` runs
 // on that identity first (it sets up what only code running on it can: locale, errno).
 GREEN_API void set_scheduler0_tp(void* tp, void (*entered)()) noexcept;
+// The thread pointer of the OS thread's own glibc descriptor (the one on glibc's thread lists)
+// for the thread whose current TLS block is `block`: that worker's own one while it runs a
+// fiber with an identity; nullptr if `block` belongs to no worker. Async-signal-safe.
+GREEN_API void* own_thread_pointer(void* block) noexcept;
 // The running fiber's stack: lowest usable address, usable size, size of the guard area just
 // below it (0: unguarded); all zero off a fiber.
 GREEN_API void current_fiber_stack(void** lo, std::size_t* size, std::size_t* guard) noexcept;
