@@ -6,6 +6,7 @@
 // into a *fiber* yield, and a runtime spin loop that yielded its fiber would do so in the
 // middle of park() (the fiber already published as parked, so a wake-up queues it a second
 // time) or while holding a spin lock other fibers of the same worker then spin on.
+// (docs/hacking.md, section 1, lists this with the other rules for code on a fiber.)
 #pragma once
 
 #include <sys/syscall.h>

@@ -23,6 +23,7 @@
 //   sleeper: sleeping_ = true; fence; re-check inbox_/queues; uv_run(ONCE); sleeping_ = false
 //   waker:   push work; fence; if (sleeping_.exchange(false)) uv_async_send(&async_)
 //   so a worker never blocks with work it was handed, and a busy worker costs no syscall.
+//   (docs/hacking.md lists this and the other Dekker pairs, and the lock order.)
 #pragma once
 
 #include <uv.h>

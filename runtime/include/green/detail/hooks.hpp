@@ -6,6 +6,8 @@
 // as uv_poll_init's ioctl(FIONBIO) or uv_async_send's write) holds a ShimBypass so the shim
 // passes those calls straight through to libc. The scheduler context (uv_run on the worker's
 // own stack) has no current task, so everything libuv does there passes through too.
+// This and the other cross-cutting rules (no libc sched_yield or locks, errno, lock order,
+// the Dekker pairs) are collected in docs/hacking.md.
 #pragma once
 
 #include <cstddef>
