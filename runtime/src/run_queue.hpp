@@ -36,6 +36,7 @@ class RunQueue {
       std::uint32_t tl = tail_.load(std::memory_order_relaxed);
       if (h == tl) return nullptr;
       Task* t = slots_[h % kSize].load(std::memory_order_relaxed);
+      // release: slot h is free for push once head_ moves past it (see above)
       if (head_.compare_exchange_weak(h, h + 1, std::memory_order_release,
                                       std::memory_order_relaxed))
         return t;
@@ -66,7 +67,7 @@ class RunQueue {
   bool empty() const noexcept {
     return head_.load(std::memory_order_acquire) == tail_.load(std::memory_order_acquire);
   }
-  std::uint32_t size() const noexcept {
+  std::uint32_t size() const noexcept {  // a hint, as empty()
     return tail_.load(std::memory_order_acquire) - head_.load(std::memory_order_acquire);
   }
 

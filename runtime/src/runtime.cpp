@@ -142,7 +142,7 @@ void Runtime::wake_one(Worker* except) noexcept {
     return;
   for (auto& w : workers_) {
     if (w.get() == except) continue;
-    if (w->sleeping_.load(std::memory_order_seq_cst)) {
+    if (w->sleeping_.load(std::memory_order_seq_cst)) {  // after the fence: the Dekker read
       w->notify();
       return;
     }

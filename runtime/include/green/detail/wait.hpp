@@ -129,8 +129,9 @@ class GREEN_CAPABILITY("mutex") GREEN_API SpinLock {
   }
   bool try_lock() noexcept GREEN_TRY_ACQUIRE(true) {
     return !locked_.load(std::memory_order_relaxed) &&
-           !locked_.exchange(true, std::memory_order_acquire);
+           !locked_.exchange(true, std::memory_order_acquire);  // as lock()
   }
+  // Release: pairs with the next lock()'s acquire exchange.
   void unlock() noexcept GREEN_RELEASE() { locked_.store(false, std::memory_order_release); }
 
  private:
