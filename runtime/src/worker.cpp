@@ -336,11 +336,11 @@ void Worker::context_done(Context* ctx) {
 
 // --- the loop -------------------------------------------------------------------------------
 
-bool Worker::post_fd_closed(int fd, WaitGroup* ack) {
+bool Worker::post_fd_closed(int fd, std::uint32_t gen) {
   {
     std::lock_guard<SpinLock> lk(msg_mu_);
     if (!accepting_) return false;
-    closed_fds_.emplace_back(fd, ack);
+    closed_fds_.emplace_back(fd, gen);
   }
   has_msgs_.store(true, std::memory_order_seq_cst);
   notify();
@@ -372,7 +372,7 @@ void Worker::post_cancel(Task* t) {
 
 void Worker::drain_messages() {
   if (!has_msgs_.load(std::memory_order_acquire)) return;
-  std::vector<std::pair<int, WaitGroup*>> msgs;
+  std::vector<std::pair<int, std::uint32_t>> msgs;
   std::vector<Task*> cancels;
   std::vector<std::pair<void (*)(Worker*, void*), void*>> calls;
   {
@@ -383,10 +383,7 @@ void Worker::drain_messages() {
     calls.swap(calls_);
   }
   for (auto [fn, arg] : calls) fn(this, arg);
-  for (auto [fd, ack] : msgs) {
-    poller_.fd_closed(fd);
-    ack->done();  // the closer may return (and destroy ack) from here on
-  }
+  for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
   for (Task* t : cancels) {
     // The task is parked (we are in the scheduler context) or finished.
     // Skip if park() already consumed the cancel (it saw the flag before blocking).

@@ -77,9 +77,10 @@ class Worker {
   void push_task(Task* t);
   // Wakes this worker if it is blocked in uv_run.
   void notify() noexcept;
-  // An fd about to be closed: drop this worker's registration of it on this worker's thread,
-  // then ack->done(). Returns false (and does nothing) once the worker has torn down.
-  bool post_fd_closed(int fd, WaitGroup* ack);
+  // An fd was closed (generation `gen`, see poller.hpp): wake this worker's waiters of older
+  // registrations of it, on this worker's thread. Returns false (and does nothing) once the
+  // worker has torn down.
+  bool post_fd_closed(int fd, std::uint32_t gen);
   // Task::cancel() for a task running here: wakes its current wait on this worker's thread.
   void post_cancel(Task* t);
 
@@ -221,7 +222,7 @@ class Worker {
   // msg_mu_ guards closed_fds_, cancels_, calls_, accepting_ (a SpinLock: no libc locks
   // under the shim).
   SpinLock msg_mu_;
-  std::vector<std::pair<int, WaitGroup*>> closed_fds_;
+  std::vector<std::pair<int, std::uint32_t>> closed_fds_;  // (fd, generation)
   bool accepting_ = true;  // false after teardown's last drain: post_fd_closed refuses
   std::vector<Task*> cancels_;  // each holds a reference
   std::vector<std::pair<void (*)(Worker*, void*), void*>> calls_;
