@@ -137,8 +137,11 @@ void received(int fd) noexcept {
 int description_flags(int fd, FdEntry* e) noexcept {
   std::uint32_t epoch = g_epoch.load(std::memory_order_acquire);
   int fl = e->fl.load(std::memory_order_relaxed);
-  bool shared = (e->load() & kShared) || g_all_shared.load(std::memory_order_relaxed);
-  if (fl >= 0 && (!shared || e->fl_epoch.load(std::memory_order_relaxed) == epoch)) return fl;
+  // After a fork the child may change any description at any time: always ask the kernel.
+  bool forked = g_all_shared.load(std::memory_order_relaxed);
+  bool shared = forked || (e->load() & kShared);
+  if (fl >= 0 && !forked && (!shared || e->fl_epoch.load(std::memory_order_relaxed) == epoch))
+    return fl;
   fl = real::fcntl(fd, F_GETFL);
   if (fl < 0) return -1;
   if (shared && (e->load() & kSocket) && g_timeouts.load(std::memory_order_relaxed))

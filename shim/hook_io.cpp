@@ -1,4 +1,4 @@
-// Hooks: read/write, readv/writev, recv*/send*, accept/accept4, connect, and the _FORTIFY_SOURCE
+// Hooks: read/write, readv/writev, recv*/send*, sendfile(64), accept/accept4, connect, and the _FORTIFY_SOURCE
 // entry points that reach them (__read_chk, __recv_chk, __recvfrom_chk).
 //
 // Semantics kept (docs/shim.md, "I/O"): reads return as soon as some data is there (partial
@@ -245,7 +245,7 @@ int dontwait(const IoCall& c, int flags) {
 // Runs op (accept/connect) with O_NONBLOCK set on the description for just that call (see the
 // note at the top). *user_nb: the description already was O_NONBLOCK (op ran unchanged).
 template <class Op>
-int toggled(IoCall& c, bool* user_nb, Op&& op) {
+auto toggled(IoCall& c, bool* user_nb, Op&& op) -> decltype(op()) {
   fds::toggle_lock(c.entry);
   int fl = fds::description_flags(c.fd, c.entry);
   if (fl < 0 || (fl & O_NONBLOCK)) {
@@ -255,7 +255,7 @@ int toggled(IoCall& c, bool* user_nb, Op&& op) {
   }
   *user_nb = false;
   real::fcntl(c.fd, F_SETFL, fl | O_NONBLOCK);
-  int r = op();
+  auto r = op();
   int err = errno;
   real::fcntl(c.fd, F_SETFL, fl);
   fds::toggle_unlock(c.entry);
@@ -334,6 +334,34 @@ ssize_t recvfrom_impl(int fd, void* buf, size_t len, int flags, sockaddr* addr, 
   if (c.wait && (flags & MSG_WAITALL) && is_stream(c) && len > 0 && !addr)
     return recv_waitall(c, buf, len, flags, real::recv);
   return run_io(c, [&] { return real::recvfrom(fd, buf, len, dontwait(c, flags), addr, alen); });
+}
+
+// sendfile(2) has no per-call flag either: the out fd is toggled for each call, and a
+// blocking caller on a stream loops until `count` bytes went out (what the blocking call
+// does), waiting for writability in between.
+ssize_t sendfile_impl(int out, int in, off_t* off, size_t count,
+                      ssize_t (*fn)(int, int, off_t*, size_t)) {
+  IoCall c = prepare_io(out, io::kWritable, true, false);
+  if (!c.wait) return fn(out, in, off, count);
+  ErrnoGuard g;
+  size_t done = 0;
+  for (;;) {
+    bool user_nb = false;
+    ssize_t r = c.nowait ? toggled(c, &user_nb, [&] { return fn(out, in, off, count - done); })
+                         : fn(out, in, off, count - done);
+    if (user_nb) return r;
+    if (r > 0) {
+      done += static_cast<size_t>(r);
+      if (done < count && is_stream(c)) continue;
+      break;
+    }
+    if (r == 0) break;  // end of the input file
+    if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_ready(c)) continue;
+    if (done > 0) break;
+    return -1;
+  }
+  g.restore();
+  return static_cast<ssize_t>(done);
 }
 
 int accept_impl(int fd, sockaddr* addr, socklen_t* alen, int flags) {
@@ -464,6 +492,14 @@ GREEN_HOOK(sendmsg) {
     });
   }
   return run_io(c, [&] { return real::sendmsg(fd, msg, dontwait(c, flags)); });
+}
+
+GREEN_HOOK(sendfile) {
+  return sendfile_impl(out, in, off, count, real::sendfile);
+}
+
+GREEN_HOOK(sendfile64) {
+  return sendfile_impl(out, in, off, count, real::sendfile64);
 }
 
 GREEN_HOOK(accept) {
