@@ -61,7 +61,7 @@ std::uint32_t classify_now(int fd, bool inherited) {
     b |= kSocket;
     if (real::getsockopt && real::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
         (type == SOCK_STREAM || type == SOCK_SEQPACKET))
-      b |= kStream;
+      b |= kStream | (type == SOCK_STREAM ? kByteStream : 0u);
     // Inherited stdio stays untouched even when it is a socket (inetd style): the peer may be
     // shared with the parent.
     return b | static_cast<std::uint32_t>((inherited && fd <= 2) ? kPassthrough : kManaged);
@@ -189,6 +189,7 @@ void created(int fd, bool is_socket, int socket_type, bool user_nb, bool kernel_
   if (is_socket) b |= kSocket;
   int t = socket_type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (!is_socket || t == SOCK_STREAM || t == SOCK_SEQPACKET) b |= kStream;
+  if (is_socket && t == SOCK_STREAM) b |= kByteStream;
   if (user_nb) b |= kUserNonblock;
   if (kernel_nb && !user_nb) b |= kKernelNonblock;
   e->reset(b);

@@ -26,6 +26,9 @@
 //   fl/fl_epoch  the description's F_GETFL as last seen (-1: unknown) and the epoch it was
 //                read in. F_SETFL/FIONBIO through the shim invalidate it (and bump the epoch
 //                for shared entries).
+//   kDrained     a fiber's read on a kByteStream socket returned less than it asked for: the
+//                receive queue was empty at that instant, so the next read waits for the
+//                next edge first instead of failing with EAGAIN (libuv's UV_HANDLE_READ_PARTIAL).
 //   waited       io::wait registered the fd with a worker's epoll set: close() must go
 //                through green::io::close so waiters wake and registrations are dropped.
 //   rcv/snd_ns   SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none), applied to fiber waits;
@@ -55,6 +58,8 @@ enum Bits : std::uint32_t {
   kShared = 1u << 8,
   kNoNowait = 1u << 9,
   kToggle = 1u << 10,
+  kByteStream = 1u << 11,  // SOCK_STREAM socket (not SEQPACKET: a short read there is a record)
+  kDrained = 1u << 12,     // the last fiber read returned less than asked (see hook_io.cpp)
 };
 
 struct FdEntry {

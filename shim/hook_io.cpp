@@ -295,10 +295,41 @@ void note_rights(const msghdr* msg, bool received) {
   }
 }
 
+// A short read on a byte-stream socket means its receive queue was empty at that instant
+// (tcp_recvmsg/unix_stream_read copy until the queue is empty or the buffer full), so every
+// byte that arrives later raises a new edge: the next read waits for that edge first and
+// skips the read that would fail with EAGAIN. A FIN or error after the data is sticky in the
+// poller, so it never parks on them. The wait's EAGAIN (O_NONBLOCK description, timeout) falls
+// through to the real call, which decides.
+bool wait_if_drained(IoCall& c, size_t n) {
+  if (!c.nowait || n == 0) return true;
+  std::uint32_t b = c.entry->load();
+  if ((b & (fds::kByteStream | fds::kDrained)) != (fds::kByteStream | fds::kDrained)) return true;
+  c.entry->clear(fds::kDrained);
+  ErrnoGuard g;
+  if (wait_ready(c) || errno == EAGAIN) {
+    g.restore();
+    return true;
+  }
+  return false;  // EBADF (closed meanwhile), EINTR (cancelled): errno set
+}
+
+void note_read(IoCall& c, ssize_t r, size_t n) {
+  if (r <= 0 || !c.nowait) return;
+  std::uint32_t b = c.entry->load();
+  if (!(b & fds::kByteStream)) return;
+  bool drained = static_cast<size_t>(r) < n;
+  if (drained && !(b & fds::kDrained)) c.entry->set(fds::kDrained);
+  if (!drained && (b & fds::kDrained)) c.entry->clear(fds::kDrained);
+}
+
 ssize_t read_impl(int fd, void* buf, size_t n) {
   IoCall c = prepare_io(fd, io::kReadable, false, false);
   if (!c.wait) return real::read(fd, buf, n);
-  return run_io(c, [&] { return read_op(c, buf, n); });
+  if (!wait_if_drained(c, n)) return -1;
+  ssize_t r = run_io(c, [&] { return read_op(c, buf, n); });
+  note_read(c, r, n);
+  return r;
 }
 
 ssize_t recv_waitall(IoCall& c, void* buf, size_t len, int flags,
@@ -326,7 +357,11 @@ ssize_t recv_impl(int fd, void* buf, size_t len, int flags) {
   IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
   if (c.wait && (flags & MSG_WAITALL) && is_stream(c) && len > 0)
     return recv_waitall(c, buf, len, flags, real::recv);
-  return run_io(c, [&] { return real::recv(fd, buf, len, dontwait(c, flags)); });
+  if (flags != 0) return run_io(c, [&] { return real::recv(fd, buf, len, dontwait(c, flags)); });
+  if (c.wait && !wait_if_drained(c, len)) return -1;
+  ssize_t r = run_io(c, [&] { return real::recv(fd, buf, len, dontwait(c, 0)); });
+  if (c.wait) note_read(c, r, len);
+  return r;
 }
 
 ssize_t recvfrom_impl(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
