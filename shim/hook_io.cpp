@@ -92,9 +92,17 @@ bool wait_ready(IoCall& c) noexcept {
   if (!c.checked) {
     // The EAGAIN was ours (MSG_DONTWAIT/RWF_NOWAIT) unless the description is O_NONBLOCK,
     // set by the program through this or any other fd sharing it.
-    int fl = fds::description_flags(c.fd, c.entry);
-    if (fl < 0) return false;
-    if (fl & O_NONBLOCK) {
+    // A fallback fd (kNoNowait) carries the shim's own O_NONBLOCK: its entry records the
+    // program's choice instead.
+    bool user_nb;
+    if (!c.nowait) {
+      user_nb = c.entry->load() & fds::kUserNonblock;
+    } else {
+      int fl = fds::description_flags(c.fd, c.entry);
+      if (fl < 0) return false;
+      user_nb = fl & O_NONBLOCK;
+    }
+    if (user_nb) {
       errno = EAGAIN;
       return false;
     }

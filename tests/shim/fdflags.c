@@ -12,6 +12,7 @@
 #include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 
@@ -260,9 +261,29 @@ static void test_shared_descriptions(void) {
   close(sv[1]);
 }
 
+/* A FIFO opened by path refuses RWF_NOWAIT: the fallback (O_NONBLOCK set by the shim, hidden
+ * from F_GETFL) must still give blocking reads. */
+static void test_fifo_fallback(void) {
+  char path[] = "/tmp/shim_fdflags_fifo_XXXXXX";
+  int tmp = mkstemp(path);
+  CHECK(tmp >= 0);
+  close(tmp);
+  unlink(path);
+  CHECK(mkfifo(path, 0600) == 0);
+  int f = open(path, O_RDWR);
+  CHECK(f >= 0);
+  unlink(path);
+  expect_blocks(f, f, "FIFO read");
+  CHECK((fcntl(f, F_GETFL) & O_NONBLOCK) == 0);
+  CHECK(fcntl(f, F_SETFL, fcntl(f, F_GETFL) | O_NONBLOCK) == 0);
+  expect_eagain_now(f, "FIFO after F_SETFL(O_NONBLOCK)");
+  close(f);
+}
+
 int main(void) {
   time_limit(60);
   test_no_hidden_flag();
+  test_fifo_fallback();
   test_unwrapped_calls_block();
   test_sendfile_blocks();
   test_shared_descriptions();
