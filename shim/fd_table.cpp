@@ -26,10 +26,15 @@
 
 namespace green::shim::fds {
 
-namespace {
-
+namespace detail {
 FdEntry* g_table = nullptr;
 int g_capacity = 0;
+}  // namespace detail
+
+namespace {
+using detail::g_capacity;
+using detail::g_table;
+
 std::atomic<bool> g_init{false};
 // Bumped whenever a shared description's flags may have changed (flags_changed on a kShared
 // entry, fork): cached flags of shared entries are trusted only within one epoch.
@@ -102,15 +107,7 @@ void init() noexcept {
 
 int capacity() noexcept { return __atomic_load_n(&g_capacity, __ATOMIC_ACQUIRE); }
 
-FdEntry* get(int fd) noexcept {
-  if (fd < 0 || fd >= capacity()) return nullptr;
-  return &g_table[fd];
-}
-
-FdEntry* classify(int fd) noexcept {
-  FdEntry* e = get(fd);
-  if (!e) return nullptr;
-  if ((e->load() & kKindMask) != kUnknown) return e;
+FdEntry* detail::classify_slow(int fd, FdEntry* e) noexcept {
   int saved = errno;
   std::uint32_t b = classify_now(fd, false);
   errno = saved;

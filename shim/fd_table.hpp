@@ -84,11 +84,24 @@ struct FdEntry {
 void init() noexcept;
 int capacity() noexcept;
 
+namespace detail {
+extern FdEntry* g_table;
+extern int g_capacity;  // written once by init() (release), read with acquire
+FdEntry* classify_slow(int fd, FdEntry* e) noexcept;
+}  // namespace detail
+
 // The entry for fd, or nullptr if fd is negative or beyond the table.
-FdEntry* get(int fd) noexcept;
+inline FdEntry* get(int fd) noexcept {
+  if (fd < 0 || fd >= __atomic_load_n(&detail::g_capacity, __ATOMIC_ACQUIRE)) return nullptr;
+  return &detail::g_table[fd];
+}
 
 // The entry for fd, classified (fstat / SO_TYPE) if it was not yet. nullptr: no entry.
-FdEntry* classify(int fd) noexcept;
+inline FdEntry* classify(int fd) noexcept {
+  FdEntry* e = get(fd);
+  if (!e || (e->load() & kKindMask) != kUnknown) return e;
+  return detail::classify_slow(fd, e);
+}
 
 // Records an fd the program just created through a hooked call.
 //   socket_type: SOCK_STREAM etc. (0 for a pipe), user_nb: the program asked for O_NONBLOCK,

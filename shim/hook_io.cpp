@@ -230,7 +230,9 @@ ssize_t writev_op(IoCall& c, const iovec* iov, int n) {
 
 ssize_t read_op(IoCall& c, void* buf, size_t n) {
   if (c.nowait) {
-    if (is_socket(c)) return real::recv(c.fd, buf, n, MSG_DONTWAIT);
+    // The raw syscall: glibc's recv would add a cancellation-point wrapper (two calls per
+    // read) that fiber-threads cannot use anyway (pthread_cancel is not interposed).
+    if (is_socket(c)) return syscall(SYS_recvfrom, c.fd, buf, n, MSG_DONTWAIT, nullptr, nullptr);
     iovec v{buf, n};
     return readv_op(c, &v, 1);
   }
@@ -239,7 +241,7 @@ ssize_t read_op(IoCall& c, void* buf, size_t n) {
 
 ssize_t write_op(IoCall& c, const void* buf, size_t n) {
   if (c.nowait) {
-    if (is_socket(c)) return real::send(c.fd, buf, n, MSG_DONTWAIT);
+    if (is_socket(c)) return syscall(SYS_sendto, c.fd, buf, n, MSG_DONTWAIT, nullptr, 0);
     iovec v{const_cast<void*>(buf), n};
     return writev_op(c, &v, 1);
   }

@@ -172,7 +172,59 @@ void Poller::close_all() {
   }
 }
 
+namespace {
+io::WaitResult result_of(WakeReason r) {
+  switch (r) {
+    case WakeReason::kNotified: return io::WaitResult::kReady;
+    case WakeReason::kTimeout: return io::WaitResult::kTimeout;
+    case WakeReason::kDeadline: return io::WaitResult::kDeadline;
+    case WakeReason::kCancelled: return io::WaitResult::kCancelled;
+    default: return io::WaitResult::kClosed;
+  }
+}
+}  // namespace
+
+// The common case (one fd): no arrays, and for one direction no proxy node either.
+io::WaitResult Poller::wait_one(int fd, short events, TimePoint deadline, bool probed) {
+  FdTable::Meta* meta = FdTable::instance().get(fd);
+  io::WaitResult res = io::WaitResult::kClosed;
+  Entry* e = meta ? entry_for(fd, meta, &res) : nullptr;
+  if (!e) return res;
+  bool rd = events & POLLIN, wr = events & POLLOUT;
+  if ((rd && (e->rd_ready || e->rd_hup || e->hup)) || (wr && (e->wr_ready || e->hup))) {
+    if (rd) e->rd_ready = false;
+    if (wr) e->wr_ready = false;
+    return io::WaitResult::kReady;
+  }
+  if (!probed) {
+    pollfd p{fd, events, 0};
+    if (syscall(SYS_poll, &p, 1, 0) > 0) return io::WaitResult::kReady;
+  }
+  Waiter w(WaitKind::kIo, nullptr);
+  w.fd = fd;
+  w.events = static_cast<unsigned>(events);
+  if (rd != wr) {
+    WaitList& list = rd ? e->readers : e->writers;
+    list.push_back(&w);
+    WakeReason r = park(w, deadline, {});
+    if (w.linked) list.remove(&w);  // timeout/cancel; a dropped entry unlinked it first
+    return result_of(r);
+  }
+  Waiter nodes[2];  // a Waiter is on one list at a time: one proxy node per direction
+  nodes[0].owner = &w;
+  nodes[1].owner = &w;
+  e->readers.push_back(&nodes[0]);
+  e->writers.push_back(&nodes[1]);
+  WakeReason r = park(w, deadline, {});
+  if (nodes[0].linked) e->readers.remove(&nodes[0]);
+  if (nodes[1].linked) e->writers.remove(&nodes[1]);
+  return result_of(r);
+}
+
 io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadline, bool probed) {
+  if (n == 1 && fds[0].fd >= 0 && (fds[0].events & (POLLIN | POLLOUT)))
+    return wait_one(fds[0].fd, static_cast<short>(fds[0].events & (POLLIN | POLLOUT)), deadline,
+                    probed);
   // One Waiter parks; each (fd, direction) gets a proxy node whose wake() goes to it.
   constexpr unsigned long kInline = 8;
   Entry* inline_entries[kInline];

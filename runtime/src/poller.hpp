@@ -107,6 +107,7 @@ class Poller {
   };
   static void on_epoll(uv_poll_t* h, int status, int events);
   Entry* entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res);
+  io::WaitResult wait_one(int fd, short events, TimePoint deadline, bool probed);
   void drop(Entry* e, WakeReason why);
   bool watch();
 
