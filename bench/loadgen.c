@@ -8,7 +8,9 @@
  * number), and sends the next. Counted over --duration seconds after --warmup seconds:
  * round trips/s, latency p50/p99/p99.9/max, and for every whole second how many connections
  * got at least one answer (min_answered: the worst second; == conns means every connection
- * was answered in every second). Output: one line of key=value pairs on stdout. Exit status 1
+ * was answered in every second). Output: one line of key=value pairs on stdout; on stderr
+ * "loadgen: measuring" when the measured window starts and "loadgen: done" when it ends (for
+ * scripts that sample the server's CPU time over that window). Exit status 1
  * on a wrong byte, a closed connection or a connect failure, 2 on bad usage.
  *
  * Bounded: the run ends after warmup + duration seconds whatever the server does. */
@@ -157,8 +159,14 @@ int main(int argc, char** argv) {
   int* answered = calloc((size_t)seconds + 1, sizeof *answered);
   uint64_t rts = 0;
   struct epoll_event evs[512];
+  int marked = 0;
   for (;;) {
     uint64_t now = now_ns();
+    if (!marked && now >= measure_from) {
+      /* For scripts that sample the server's CPU time over exactly the measured window. */
+      fprintf(stderr, "loadgen: measuring\n");
+      marked = 1;
+    }
     if (now >= end) break;
     int timeout_ms = (int)((end - now) / 1000000) + 1;
     int n = epoll_wait(ep, evs, 512, timeout_ms > 100 ? 100 : timeout_ms);
@@ -195,6 +203,7 @@ int main(int argc, char** argv) {
       if (send_msg(c, id, size, buf) != 0) return 1;
     }
   }
+  fprintf(stderr, "loadgen: done\n");
   int min_answered = nconns;
   for (int s = 0; s < seconds; ++s)
     if (answered[s] < min_answered) min_answered = answered[s];
