@@ -3,7 +3,9 @@
 #
 #   bench/echo_compare.sh [--build-dir DIR] [--conns "100 1000 10000"] [--duration S]
 #                         [--size BYTES] [--server-cpu N] [--load-cpu N] [--workers W]
-#                         [--runs N] [--servers "libuv greenrun ..."]
+#                         [--runs N] [--servers "libuv greenrun ..."] [--extra NAME=CMD]...
+# --extra adds a server row (e.g. an older build: --extra 'old=env LD_PRELOAD=/x/lib.so
+# /x/echo_threads'); CMD gets "--port 0" appended and must print "listening on PORT".
 #
 # Servers (whatever is found in the build dir; missing ones are reported, not fatal):
 #   libuv     examples/echo_libuv     raw libuv callbacks: the reference (ratio 1.00)
@@ -36,6 +38,7 @@ load_cpu=0
 workers=1
 runs=1
 only=""
+extras=()
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -48,6 +51,7 @@ while [[ $# -gt 0 ]]; do
     --workers) workers="$2"; shift ;;
     --runs) runs="$2"; shift ;;
     --servers) only="$2"; shift ;;
+    --extra) extras+=("$2"); shift ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "echo_compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -100,6 +104,7 @@ if [[ -n "$b" ]]; then
          "the 'threads under greenrun' row is skipped"
   fi
 fi
+for x in "${extras[@]}"; do names+=("${x%%=*}"); cmd[${x%%=*}]="${x#*=} --port 0"; env_of[${x%%=*}]=""; done
 if command -v go >/dev/null 2>&1; then
   if go build -o "$tmp/echo_go" "$here/echo_go.go" 2>"$tmp/go.log"; then
     add_server go "$tmp/echo_go --port 0" "GOMAXPROCS=$workers"

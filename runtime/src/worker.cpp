@@ -478,15 +478,21 @@ __attribute__((noinline)) void Worker::run_loop() {
   while (!stopping()) {
     poll(UV_RUN_NOWAIT);
     drain_messages();
-    // The scheduler context gets the CPU at least every kPollInterval dispatches; starting a
-    // new task first here bounds how long wake-up chains among started fibers (ping-pong
-    // over channels) can keep new fibers from starting (Go checks its global queue every 61
-    // ticks for the same reason).
+    // The scheduler context gets the CPU at least every kPollInterval dispatches; starting
+    // new tasks here bounds how long wake-up chains among started fibers (ping-pong over
+    // channels) can keep new fibers from starting (Go checks its global queue every 61 ticks
+    // for the same reason). A batch, not one: with thousands of ready fibers (a server's
+    // connections) one start per pass left new connections unanswered for seconds (a pass
+    // comes every kPollInterval dispatches). The rest stays stealable in runq_.
     Context* next = nullptr;
-    while (Task* t = pop_task()) {
-      if ((next = context_for(t))) break;
+    for (int started = 0; started < kStartBatch;) {
+      Task* t = pop_task();
+      if (!t) break;
+      if (Context* c = context_for(t)) {
+        push_ready(c);
+        ++started;
+      }
     }
-    if (next) push_ready(next);
     if ((next = next_runnable())) {
       switch_to(next);
       continue;

@@ -142,6 +142,7 @@ class Worker {
   static constexpr std::uint32_t kPollInterval = 61;  // dispatches between I/O polls (Go's 61)
   static constexpr std::int64_t kPollPeriodNs = 20'000;  // ... and at least this long
   static constexpr std::size_t kMaxPooledContexts = 1024;
+  static constexpr int kStartBatch = 32;  // new tasks started per scheduler pass (run())
 
   Context* next_runnable();       // ready fiber, or a context bound to a new task, or nullptr
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
