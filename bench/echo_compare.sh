@@ -3,6 +3,9 @@
 #
 #   bench/echo_compare.sh [--build-dir DIR] [--conns "100 1000 10000"] [--duration S]
 #                         [--size BYTES] [--server-cpu N] [--load-cpu N] [--workers W]
+#                         [--runs N] [--servers "libuv greenrun ..."] [--extra NAME=CMD]...
+# --extra adds a server row (e.g. an older build: --extra 'old=env LD_PRELOAD=/x/lib.so
+# /x/echo_threads'); CMD gets "--port 0" appended and must print "listening on PORT".
 #
 # Servers (whatever is found in the build dir; missing ones are reported, not fatal):
 #   libuv     examples/echo_libuv     raw libuv callbacks: the reference (ratio 1.00)
@@ -10,25 +13,32 @@
 #   threads   examples/echo_threads   one OS thread per connection
 #   greenrun  echo_threads under greenrun / LD_PRELOAD=libgreen_preload.so, GREEN_WORKERS=W
 #   go        bench/echo_go.go        goroutine per connection, GOMAXPROCS=W (only if `go`)
-# Load: examples/green-load (ping-pong, --size bytes, one worker) against 127.0.0.1.
-# The server is pinned to --server-cpu (default 0) with taskset, the load to --load-cpu
-# (default 1). Server CPU per round trip is the server's utime+stime delta from
-# /proc/PID/stat over the whole load run (connect phase included) divided by the round
-# trips; peak threads and VmRSS are sampled from /proc/PID/status every 0.2 s.
+# Load: bench/loadgen (plain C, one thread, epoll, closed loop, --size byte messages, every
+# byte checked; not a green program) against 127.0.0.1, 1 s warm-up, then --duration s.
+# The server is pinned to --server-cpu (default 1) with taskset, the load to --load-cpu
+# (default 0). Server CPU per round trip is the server's utime+stime delta from
+# /proc/PID/stat over exactly the measured window (loadgen marks it on stderr) divided by
+# the round trips in it; CPU% is that delta over the window. min_ans: the fewest connections
+# answered in any one second of the window (== conns: every connection every second).
+# Peak threads and VmRSS are sampled from /proc/PID/status every 0.2 s. --runs N repeats
+# every (conns, server) pair N times, interleaving the servers, and reports medians.
 #
-# Bounded: every run is --duration seconds (default 3) plus connect time, and each process
-# gets a hard `timeout`. Only PIDs this script started are ever killed.
+# Bounded: every run is --duration seconds (default 5) plus warm-up and connect time, and
+# each process gets a hard `timeout`. Only PIDs this script started are ever killed.
 set -uo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(dirname "$here")"
 build="$root/build/bench-release"
 conns_list="100 1000 10000"
-duration=3
+duration=5
 size=64
-server_cpu=0
-load_cpu=1
+server_cpu=1
+load_cpu=0
 workers=1
+runs=1
+only=""
+extras=()
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -39,7 +49,10 @@ while [[ $# -gt 0 ]]; do
     --server-cpu) server_cpu="$2"; shift ;;
     --load-cpu) load_cpu="$2"; shift ;;
     --workers) workers="$2"; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --runs) runs="$2"; shift ;;
+    --servers) only="$2"; shift ;;
+    --extra) extras+=("$2"); shift ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "echo_compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -52,9 +65,9 @@ find_file() {
   find "$build" -name "$1" -type f 2>/dev/null | head -1
 }
 
-load_bin="$(find_bin green-load)"
+load_bin="$(find_bin loadgen)"
 if [[ -z "$load_bin" ]]; then
-  echo "echo_compare: green-load (examples/load.cpp) is not built in $build; nothing to do"
+  echo "echo_compare: loadgen (bench/loadgen.c) is not built in $build; nothing to do"
   exit 0
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -71,7 +84,10 @@ trap cleanup EXIT
 # --- servers ----------------------------------------------------------------------------------
 names=()
 declare -A cmd env_of
-add_server() { names+=("$1"); cmd[$1]="$2"; env_of[$1]="${3:-}"; }
+add_server() {
+  [[ -n "$only" && " $only " != *" $1 "* ]] && return
+  names+=("$1"); cmd[$1]="$2"; env_of[$1]="${3:-}"
+}
 b="$(find_bin echo_libuv)"; [[ -n "$b" ]] && add_server libuv "$b --port 0"
 b="$(find_bin echo_fibers)"; [[ -n "$b" ]] && add_server fibers "$b --port 0 --workers $workers"
 b="$(find_bin echo_threads)"
@@ -88,6 +104,7 @@ if [[ -n "$b" ]]; then
          "the 'threads under greenrun' row is skipped"
   fi
 fi
+for x in "${extras[@]}"; do names+=("${x%%=*}"); cmd[${x%%=*}]="${x#*=} --port 0"; env_of[${x%%=*}]=""; done
 if command -v go >/dev/null 2>&1; then
   if go build -o "$tmp/echo_go" "$here/echo_go.go" 2>"$tmp/go.log"; then
     add_server go "$tmp/echo_go --port 0" "GOMAXPROCS=$workers"
@@ -102,11 +119,11 @@ fi
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
-# run_one NAME CONNS -> prints "rtt p99 cpu_us_per_rt peak_threads peak_rss_kib errors"
+# run_one NAME CONNS -> prints "rtt p50 p99 cpu_us_per_rt cpu_pct min_answered threads rss notes"
 run_one() {
   local name=$1 c=$2 port="" out
   # shellcheck disable=SC2086
-  env ${env_of[$name]} timeout $((duration * 4 + 60)) taskset -c "$server_cpu" \
+  env ${env_of[$name]} timeout $((duration * 4 + 90)) taskset -c "$server_cpu" \
     ${cmd[$name]} >"$tmp/srv.out" 2>"$tmp/srv.err" &
   local spid=$!
   started_pids+=("$spid")
@@ -120,11 +137,10 @@ run_one() {
   pid=$(pgrep -P "$spid" | head -1)
   [[ -z "$pid" ]] && pid=$spid
   if [[ -z "$port" ]]; then
-    echo "- - - - - server-did-not-start"
+    echo "- - - - - - - - server-did-not-start"
     kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     return
   fi
-  local t0; t0=$(cpu_ticks "$pid")
   # peak threads / RSS sampler
   rm -f "$tmp/stop" "$tmp/peak"
   ( peak_t=0; peak_r=0
@@ -138,52 +154,79 @@ run_one() {
     done ) &
   local sampler=$!
   started_pids+=("$sampler")
-  out=$(timeout $((duration * 3 + 60)) taskset -c "$load_cpu" "$load_bin" --port "$port" \
-        --connections "$c" --size "$size" --duration "$duration" --workers 1 2>"$tmp/load.err" |
-        grep 'rtt_per_sec=' | tail -1)
-  local t1; t1=$(cpu_ticks "$pid")
+  : >"$tmp/load.err"
+  timeout $((duration * 3 + 90)) taskset -c "$load_cpu" "$load_bin" --port "$port" \
+    --conns "$c" --size "$size" --duration "$duration" --warmup 1 \
+    >"$tmp/load.out" 2>"$tmp/load.err" &
+  local lpid=$!
+  started_pids+=("$lpid")
+  local t0="" t1=""
+  while kill -0 "$lpid" 2>/dev/null; do
+    if [[ -z "$t0" ]] && grep -q 'loadgen: measuring' "$tmp/load.err"; then t0=$(cpu_ticks "$pid"); fi
+    if [[ -n "$t0" ]] && grep -q 'loadgen: done' "$tmp/load.err"; then t1=$(cpu_ticks "$pid"); break; fi
+    sleep 0.01
+  done
+  wait "$lpid" 2>/dev/null
+  [[ -z "$t1" ]] && t1=$(cpu_ticks "$pid")
+  out=$(grep 'rt_per_s=' "$tmp/load.out" | tail -1)
   touch "$tmp/stop"
   wait "$sampler" 2>/dev/null
   kill "$spid" 2>/dev/null
   wait "$spid" 2>/dev/null
   local peak="0 0"; [[ -s "$tmp/peak" ]] && peak=$(cat "$tmp/peak")
   rm -f "$tmp/peak"
-  if [[ -z "$out" ]]; then
-    echo "- - - $peak load-failed:$(head -c 60 "$tmp/load.err" | tr ' \n' '__')"
+  if [[ -z "$out" || -z "$t0" ]]; then
+    echo "- - - - - - $peak load-failed:$(grep -v 'loadgen: measuring' "$tmp/load.err" | head -c 60 | tr ' \n' '__')"
     return
   fi
-  local rtt p99 rts errs
-  rtt=$(sed -n 's/.*rtt_per_sec=\([0-9.]*\).*/\1/p' <<<"$out")
+  local rtt p50 p99 rts ans
+  rtt=$(sed -n 's/.*rt_per_s=\([0-9.]*\).*/\1/p' <<<"$out")
+  p50=$(sed -n 's/.*p50_us=\([0-9.]*\).*/\1/p' <<<"$out")
   p99=$(sed -n 's/.*p99_us=\([0-9.]*\).*/\1/p' <<<"$out")
-  rts=$(sed -n 's/.*round_trips=\([0-9]*\).*/\1/p' <<<"$out")
-  errs=$(sed -n 's/.*errors=\([0-9]*\).*/\1/p' <<<"$out")
-  local cpu_us
+  rts=$(sed -n 's/.* rt=\([0-9]*\).*/\1/p' <<<"$out")
+  ans=$(sed -n 's/.*min_answered=\([0-9-]*\).*/\1/p' <<<"$out")
+  local cpu_us cpu_pct
   cpu_us=$(awk -v d=$((t1 - t0)) -v hz="$ticks" -v n="$rts" \
            'BEGIN { if (n > 0) printf "%.2f", d / hz * 1e6 / n; else print "-" }')
-  echo "$rtt $p99 $cpu_us $peak errors=$errs"
+  cpu_pct=$(awk -v d=$((t1 - t0)) -v hz="$ticks" -v s="$duration" 'BEGIN { printf "%.0f", d / hz / s * 100 }')
+  echo "$rtt $p50 $p99 $cpu_us $cpu_pct $ans $peak"
 }
 
 declare -A res
-echo "echo_compare: ${size} B ping-pong, ${duration} s per run, server on CPU $server_cpu," \
-     "load (green-load, 1 worker) on CPU $load_cpu, server workers/GOMAXPROCS=$workers"
+echo "echo_compare: ${size} B ping-pong, ${duration} s per run (+1 s warm-up), $runs run(s)" \
+     "interleaved, server on CPU $server_cpu, load (bench/loadgen) on CPU $load_cpu," \
+     "server workers/GOMAXPROCS=$workers; $(uptime | sed 's/.*load/load/')"
 for c in $conns_list; do
-  for n in "${names[@]}"; do
-    res[$n,$c]=$(run_one "$n" "$c")
+  for r in $(seq "$runs"); do
+    for n in "${names[@]}"; do
+      res[$n,$c,$r]=$(run_one "$n" "$c")
+      echo "  run $r conns $c $n: ${res[$n,$c,$r]}" >&2
+    done
   done
 done
 
-printf "\n%-9s %7s %12s %9s %12s %9s %9s %9s %8s %s\n" server conns "rtt/s" "p99_us" \
-  "cpu_us/rt" "x_libuv" "cpu_x" threads "rss_MiB" notes
+# Median of field $1 over the runs of (name, conns).
+median() {
+  local f=$1 n=$2 c=$3 r
+  for r in $(seq "$runs"); do awk -v f="$f" '{print $f}' <<<"${res[$n,$c,$r]}"; done |
+    grep -E '^[0-9.]+$' | sort -g | awk '{v[NR]=$1} END { if (NR) print v[int((NR+1)/2)]; else print "-" }'
+}
+
+printf "\n%-9s %6s %9s %9s %9s %9s %5s %7s %7s %6s %7s %7s %7s\n" server conns "rt/s" \
+  "p50_us" "p99_us" "cpu_us/rt" "cpu%" "min_ans" "x_libuv" "cpu_x" "p99_x" threads "rss_MiB"
 for c in $conns_list; do
-  base_rtt=$(awk '{print $1}' <<<"${res[libuv,$c]:-- }")
-  base_cpu=$(awk '{print $3}' <<<"${res[libuv,$c]:-- - -}")
+  base_rtt=$(median 1 libuv "$c"); base_cpu=$(median 4 libuv "$c"); base_p99=$(median 3 libuv "$c")
   for n in "${names[@]}"; do
-    read -r rtt p99 cpu th rss notes <<<"${res[$n,$c]}"
-    awk -v n="$n" -v c="$c" -v rtt="$rtt" -v p99="$p99" -v cpu="$cpu" -v th="$th" \
-        -v rss="$rss" -v br="$base_rtt" -v bc="$base_cpu" -v notes="${notes:-}" 'BEGIN {
+    rtt=$(median 1 "$n" "$c"); p50=$(median 2 "$n" "$c"); p99=$(median 3 "$n" "$c")
+    cpu=$(median 4 "$n" "$c"); pct=$(median 5 "$n" "$c"); ans=$(median 6 "$n" "$c")
+    th=$(median 7 "$n" "$c"); rss=$(median 8 "$n" "$c")
+    awk -v n="$n" -v c="$c" -v rtt="$rtt" -v p50="$p50" -v p99="$p99" -v cpu="$cpu" \
+        -v pct="$pct" -v ans="$ans" -v th="$th" -v rss="$rss" -v br="$base_rtt" \
+        -v bc="$base_cpu" -v bp="$base_p99" 'BEGIN {
       x = (br + 0 > 0 && rtt + 0 > 0) ? sprintf("%.2f", rtt / br) : "-";
       cx = (bc + 0 > 0 && cpu + 0 > 0) ? sprintf("%.2f", cpu / bc) : "-";
-      printf "%-9s %7d %12s %9s %12s %9s %9s %9s %8.1f %s\n", n, c, rtt, p99, cpu, x, cx, th,
-             rss / 1024, notes }'
+      px = (bp + 0 > 0 && p99 + 0 > 0) ? sprintf("%.2f", p99 / bp) : "-";
+      printf "%-9s %6d %9s %9s %9s %9s %5s %7s %7s %6s %7s %7s %7.1f\n", n, c, rtt, p50, p99,
+             cpu, pct, ans, x, cx, px, th, rss / 1024 }'
   done
 done

@@ -7,7 +7,7 @@
 # apt-get), builds everything (CMake, Release, into build/demo), then:
 #   1. echo server, five styles (OS thread per connection, process per connection, raw libuv
 #      callbacks, green fibers, the unmodified threaded binary under greenrun) at 100, 1,000
-#      and 10,000 concurrent connections, driven by green-load (64-byte ping-pong): round
+#      and 10,000 concurrent connections, driven by bench/loadgen (plain C, 64-byte ping-pong): round
 #      trips/s, p99 latency, OS threads and peak RSS of the server. Server pinned to CPU 0,
 #      load generator to CPU 1 (when there are two CPUs).
 #   2. the fib server scenario: short fib(1) requests while one fib(40) runs, on 1 worker
@@ -143,10 +143,13 @@ if [[ $DO_BUILD -eq 1 ]]; then
 fi
 
 EX="$BUILD/examples"
-for exe in echo_threads echo_fork echo_libuv echo_fibers green-load fib_server fib_client \
+for exe in echo_threads echo_fork echo_libuv echo_fibers fib_server fib_client \
            http_server http_threads; do
   [[ -x "$EX/$exe" ]] || die "$EX/$exe is missing (build incomplete?)"
 done
+# The echo load generator: plain C (bench/loadgen.c), never a green program.
+LOADGEN="$EX/loadgen"
+[[ -x "$LOADGEN" ]] || die "$LOADGEN is missing (build incomplete?)"
 GREENRUN=""
 for cand in "${GREENRUN_PATH:-}" "$BUILD/shim/greenrun" "$BUILD/greenrun" "$BUILD/bin/greenrun"; do
   if [[ -n "$cand" && -x "$cand" ]]; then GREENRUN="$cand"; break; fi
@@ -160,7 +163,7 @@ NCPU=$(nproc)
 if [[ $NCPU -ge 2 ]] && command -v taskset >/dev/null; then
   PIN_SERVER=(taskset -c 0)
   PIN_LOAD=(taskset -c 1)
-  PLACEMENT="server on CPU 0, green-load on CPU 1"
+  PLACEMENT="server on CPU 0, loadgen on CPU 1"
 else
   PIN_SERVER=()
   PIN_LOAD=()
@@ -237,8 +240,17 @@ declare -A LABEL=(
   [greenrun]="threads under greenrun"
 )
 ECHO_CSV="$OUT/echo.csv"
-echo "style,connections,rtt_per_sec,p50_us,p99_us,os_threads,processes,peak_rss_kb,errors,note" \
+echo "style,connections,rtt_per_sec,p50_us,p99_us,cpu_us_per_rt,os_threads,processes,peak_rss_kb,errors,note" \
   >"$ECHO_CSV"
+
+# utime+stime clock ticks of a process and its live children (echo_fork's workers).
+cpu_tree() {
+  local p t=0 v
+  for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+    v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) && t=$((t + v))
+  done
+  echo "$t"
+}
 
 run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
   local style=$1 conns=$2 cmd=() note="" line
@@ -255,21 +267,23 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
       fi
       ;;
   esac
-  local rate="" p50="" p99="" threads="" procs="" rss="" errors=""
+  local rate="" p50="" p99="" cpu="" threads="" procs="" rss="" errors=""
   if [[ -z "$note" ]]; then
     local pid port
     if ! start_server "$TMP/srv.out" "${PIN_SERVER[@]}" "${cmd[@]}"; then
       note="$SRV_WHY"
     else
       pid=$SRV_PID port=$SRV_PORT
-      "${PIN_LOAD[@]}" "$EX/green-load" --port "$port" --connections "$conns" \
-        --duration "$DURATION" --workers 1 --grace 2 --setup-timeout "$SETUP" >"$TMP/load.out" 2>&1 &
+      "${PIN_LOAD[@]}" "$LOADGEN" --port "$port" --conns "$conns" \
+        --duration "$DURATION" --warmup 1 >"$TMP/load.out" 2>&1 &
       local lpid=$!
       PIDS+=("$lpid")
-      # Sample the server in the middle of the measured window.
-      local sampled="" waited=0
+      # Sample the server in the middle of the measured window; its CPU time over exactly
+      # that window (loadgen marks its start and end).
+      local sampled="" waited=0 c0="" c1=""
       while kill -0 "$lpid" 2>/dev/null; do
         if grep -q 'measuring' "$TMP/load.out"; then
+          c0=$(cpu_tree "$pid")
           sleep "$(awk -v d="$DURATION" 'BEGIN{print d/2}')"
           sampled=$(sample_tree "$pid")
           break
@@ -278,6 +292,10 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
         waited=$((waited + 1))
         [[ $waited -lt 1200 ]] || break  # 60 s to connect: give up
       done
+      while [[ -n "$c0" ]] && kill -0 "$lpid" 2>/dev/null; do
+        if grep -q 'loadgen: done' "$TMP/load.out"; then c1=$(cpu_tree "$pid"); break; fi
+        sleep 0.02
+      done
       wait "$lpid" 2>/dev/null
       local died=""
       kill -0 "$pid" 2>/dev/null || died="server exited during the run: $(tail -1 "$TMP/srv.out.err")"
@@ -285,28 +303,27 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
       hwm=$(status_field "$pid" VmHWM)
       [[ -n "$hwm" ]] || hwm=$(status_field "$(pgrep -P "$pid" | head -1)" VmHWM)
       stop_pid "$pid"
-      line=$(grep '^rtt_per_sec=' "$TMP/load.out" | tail -1)
+      line=$(grep 'rt_per_s=' "$TMP/load.out" | tail -1)
       if [[ -z "$line" ]]; then
-        note="green-load failed: $(tail -1 "$TMP/load.out")"
+        note="loadgen failed: $(grep -v 'loadgen: measuring' "$TMP/load.out" | tail -1)"
       else
-        rate=$(kv rtt_per_sec "$line")
+        rate=$(kv rt_per_s "$line")
         p50=$(kv p50_us "$line")
         p99=$(kv p99_us "$line")
-        errors=$(kv errors "$line")
-        local connected
-        connected=$(kv connected "$line")
+        errors=0
+        local rts ans
+        rts=$(kv rt "$line")
+        ans=$(kv min_answered "$line")
+        [[ -n "$c1" && "${rts:-0}" -gt 0 ]] &&
+          cpu=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$rts" \
+                'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
+        if [[ "$ans" != "$conns" ]]; then
+          note="in the worst second only $ans of $conns connections were answered"
+        fi
         read -r threads procs pss <<<"${sampled:-0 0 0}"
         rss=${hwm:-0}
         # Many processes: VmHWM of one says little; use the summed PSS of the whole tree.
         if [[ ${procs:-0} -gt 1 && ${pss:-0} -gt $rss ]]; then rss=$pss; fi
-        if [[ "$connected" != "$conns" ]]; then
-          note="only $connected of $conns connected and served within ${SETUP} s"
-        fi
-        if [[ "${errors:-0}" != 0 ]]; then
-          local first
-          first=$(grep -o 'first: [^)]*' "$TMP/load.out" | head -1)
-          note="${note:+$note; }$errors errors (${first#first: })"
-        fi
         local srv_err
         srv_err=$(grep -m1 -E 'pthread_create|fork|accept' "$TMP/srv.out.err" 2>/dev/null)
         [[ -n "$srv_err" ]] && note="${note:+$note; }server: $srv_err"
@@ -315,13 +332,13 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
       fi
     fi
   fi
-  echo "$style,$conns,${rate},${p50},${p99},${threads},${procs},${rss},${errors},\"${note//\"/\'}\"" \
+  echo "$style,$conns,${rate},${p50},${p99},${cpu},${threads},${procs},${rss},${errors},\"${note//\"/\'}\"" \
     >>"$ECHO_CSV"
   if [[ -n "$rate" ]]; then
-    say "$(printf '%7s  %-26s %9s %10s %11s %10s  %s' "$conns" "${LABEL[$style]}" \
-      "$(fmt_rate "$rate")" "$(fmt_us "$p99")" "$threads" "$(fmt_kb "$rss")" "$note")"
+    say "$(printf '%7s  %-26s %9s %10s %10s %11s %10s  %s' "$conns" "${LABEL[$style]}" \
+      "$(fmt_rate "$rate")" "${cpu:--}" "$(fmt_us "$p99")" "$threads" "$(fmt_kb "$rss")" "$note")"
   else
-    say "$(printf '%7s  %-26s %9s %10s %11s %10s  %s' "$conns" "${LABEL[$style]}" "-" "-" "-" "-" \
+    say "$(printf '%7s  %-26s %9s %10s %10s %11s %10s  %s' "$conns" "${LABEL[$style]}" "-" "-" "-" "-" "-" \
       "cannot run: ${note:-no result}")"
   fi
 }
@@ -332,7 +349,7 @@ say ""
 say "Echo server, 64-byte ping-pong, ${DURATION} s per run, $PLACEMENT, open files $NOFILE"
 say "(OS threads: all threads of the server's processes; peak RSS: VmHWM, or summed PSS for"
 say " the process-per-connection server)"
-say "$(printf '%7s  %-26s %9s %10s %11s %10s  %s' conns style "rtt/s" "p99" "OS threads" "peak RSS" note)"
+say "$(printf '%7s  %-26s %9s %10s %10s %11s %10s  %s' conns style "rtt/s" "CPU us/rt" "p99" "OS threads" "peak RSS" note)"
 for c in "${CONNS[@]}"; do
   for s in "${STYLES[@]}"; do run_echo "$s" "$c"; done
   say ""

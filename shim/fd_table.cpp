@@ -15,34 +15,58 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cerrno>
 
 #include "common.hpp"
+#include "green/io.hpp"
 #include "real.hpp"
 
 namespace green::shim::fds {
 
-namespace {
-
+namespace detail {
 FdEntry* g_table = nullptr;
 int g_capacity = 0;
+}  // namespace detail
+
+namespace {
+using detail::g_capacity;
+using detail::g_table;
+
 std::atomic<bool> g_init{false};
+// Bumped whenever a shared description's flags may have changed (flags_changed on a kShared
+// entry, fork): cached flags of shared entries are trusted only within one epoch.
+std::atomic<std::uint32_t> g_epoch{1};
+std::atomic<bool> g_all_shared{false};  // set in the parent by fork(): the child shares all
+std::atomic<bool> g_timeouts{false};    // the program set SO_RCVTIMEO/SO_SNDTIMEO somewhere
+
+void store_timeouts(int fd, FdEntry* e) {
+  timeval tv{};
+  socklen_t len = sizeof tv;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, &len) == 0)
+    e->rcv_ns.store(tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL, std::memory_order_relaxed);
+  len = sizeof tv;
+  if (real::getsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, &len) == 0)
+    e->snd_ns.store(tv.tv_sec * 1000000000LL + tv.tv_usec * 1000LL, std::memory_order_relaxed);
+}
 
 std::uint32_t classify_now(int fd, bool inherited) {
   struct stat st;
   if (fstat(fd, &st) != 0) return kUnknown;  // not open (EBADF): leave for the real call
   std::uint32_t fmt = st.st_mode & S_IFMT;
-  std::uint32_t b = inherited ? std::uint32_t{kInherited} : 0u;
+  std::uint32_t b = inherited ? std::uint32_t{kInherited | kShared} : 0u;
   int fl = real::fcntl ? real::fcntl(fd, F_GETFL) : -1;
   if (fl >= 0 && (fl & O_NONBLOCK)) b |= kUserNonblock;
+  if (fl >= 0 && !inherited) b |= kShared;  // not created through the shim: who knows
   if (fmt == S_IFSOCK) {
     int type = 0;
     socklen_t len = sizeof type;
     b |= kSocket;
     if (real::getsockopt && real::getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 &&
         (type == SOCK_STREAM || type == SOCK_SEQPACKET))
-      b |= kStream;
+      b |= kStream | (type == SOCK_STREAM ? kByteStream : 0u);
     // Inherited stdio stays untouched even when it is a socket (inetd style): the peer may be
     // shared with the parent.
     return b | static_cast<std::uint32_t>((inherited && fd <= 2) ? kPassthrough : kManaged);
@@ -83,22 +107,76 @@ void init() noexcept {
 
 int capacity() noexcept { return __atomic_load_n(&g_capacity, __ATOMIC_ACQUIRE); }
 
-FdEntry* get(int fd) noexcept {
-  if (fd < 0 || fd >= capacity()) return nullptr;
-  return &g_table[fd];
-}
-
-FdEntry* classify(int fd) noexcept {
-  FdEntry* e = get(fd);
-  if (!e) return nullptr;
-  if ((e->load() & kKindMask) != kUnknown) return e;
+FdEntry* detail::classify_slow(int fd, FdEntry* e) noexcept {
   int saved = errno;
   std::uint32_t b = classify_now(fd, false);
   errno = saved;
   if (b == kUnknown) return e;
   std::uint32_t expected = 0;
-  e->bits.compare_exchange_strong(expected, b, std::memory_order_relaxed);
+  if (e->bits.compare_exchange_strong(expected, b, std::memory_order_relaxed)) {
+    // A number seen for the first time since its last close: registrations of an earlier
+    // holder (closed behind the shim's back) must not answer for it.
+    green::io::forget(fd);
+  }
   return e;
+}
+
+void received(int fd) noexcept {
+  FdEntry* e = get(fd);
+  if (!e) return;
+  int saved = errno;
+  std::uint32_t b = classify_now(fd, false);
+  errno = saved;
+  e->reset(b == kUnknown ? 0u : (b | kShared));
+  green::io::forget(fd);
+}
+
+int description_flags(int fd, FdEntry* e) noexcept {
+  std::uint32_t epoch = g_epoch.load(std::memory_order_acquire);
+  int fl = e->fl.load(std::memory_order_relaxed);
+  // After a fork the child may change any description at any time: always ask the kernel.
+  bool forked = g_all_shared.load(std::memory_order_relaxed);
+  bool shared = forked || (e->load() & kShared);
+  if (fl >= 0 && !forked && (!shared || e->fl_epoch.load(std::memory_order_relaxed) == epoch))
+    return fl;
+  fl = real::fcntl(fd, F_GETFL);
+  if (fl < 0) return -1;
+  if (shared && (e->load() & kSocket) && g_timeouts.load(std::memory_order_relaxed))
+    store_timeouts(fd, e);
+  e->fl_epoch.store(epoch, std::memory_order_relaxed);
+  e->fl.store(fl, std::memory_order_relaxed);
+  return fl;
+}
+
+void flags_changed(FdEntry* e) noexcept {
+  e->fl.store(-1, std::memory_order_relaxed);
+  // release: pairs with description_flags' acquire (a reader of the new epoch re-reads).
+  if ((e->load() & kShared) || g_all_shared.load(std::memory_order_relaxed))
+    g_epoch.fetch_add(1, std::memory_order_release);
+}
+
+void timeouts_set() noexcept {
+  g_timeouts.store(true, std::memory_order_relaxed);
+}
+
+void forked() noexcept {
+  g_all_shared.store(true, std::memory_order_relaxed);
+  g_epoch.fetch_add(1, std::memory_order_release);
+}
+
+void toggle_lock(FdEntry* e) noexcept {
+  for (int spins = 0;; ++spins) {
+    std::uint32_t b = e->bits.load(std::memory_order_relaxed);
+    // acquire: the holder's flag changes (and its restore) happen before we proceed.
+    if (!(b & kToggle) && e->bits.compare_exchange_weak(b, b | kToggle, std::memory_order_acquire,
+                                                        std::memory_order_relaxed))
+      return;
+    if (spins > 64) syscall(SYS_sched_yield);  // the holder is in a syscall; never sleeps
+  }
+}
+
+void toggle_unlock(FdEntry* e) noexcept {
+  e->bits.fetch_and(~std::uint32_t{kToggle}, std::memory_order_release);  // pairs with lock
 }
 
 void created(int fd, bool is_socket, int socket_type, bool user_nb, bool kernel_nb) noexcept {
@@ -108,9 +186,15 @@ void created(int fd, bool is_socket, int socket_type, bool user_nb, bool kernel_
   if (is_socket) b |= kSocket;
   int t = socket_type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC);
   if (!is_socket || t == SOCK_STREAM || t == SOCK_SEQPACKET) b |= kStream;
+  if (is_socket && t == SOCK_STREAM) b |= kByteStream;
   if (user_nb) b |= kUserNonblock;
   if (kernel_nb && !user_nb) b |= kKernelNonblock;
   e->reset(b);
+  if (is_socket) {  // sockets are O_RDWR; the creating call set or left O_NONBLOCK
+    e->fl_epoch.store(g_epoch.load(std::memory_order_relaxed), std::memory_order_relaxed);
+    e->fl.store(O_RDWR | (user_nb ? O_NONBLOCK : 0), std::memory_order_relaxed);
+  }
+  green::io::forget(fd);  // a new file under this number (see poller.hpp, generations)
 }
 
 bool ensure_nonblocking(int fd, FdEntry* e) noexcept {
@@ -135,7 +219,11 @@ void duplicated(int from, int to, bool) noexcept {
   // io::wait registration of its own yet.
   dst->rcv_ns.store(src->rcv_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
   dst->snd_ns.store(src->snd_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
-  dst->bits.store(src->load() & ~(kWaited | kInherited), std::memory_order_relaxed);
+  src->set(kShared);
+  dst->fl.store(-1, std::memory_order_relaxed);
+  dst->bits.store((src->load() & ~(kWaited | kInherited | kToggle)) | kShared,
+                  std::memory_order_relaxed);
+  green::io::forget(to);
 }
 
 }  // namespace green::shim::fds

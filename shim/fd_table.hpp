@@ -1,29 +1,44 @@
-// Per-fd state the shim keeps to give blocking semantics on non-blocking kernel fds.
+// Per-fd state the shim keeps to give blocking semantics to fds whose flags it leaves alone.
 //
 // Owns: one FdEntry per fd number below capacity() (an mmap'd array, zero pages until used).
 //
+// O_NONBLOCK policy (docs/shim.md): the shim does not switch fds to O_NONBLOCK. A fiber's
+// I/O on a managed fd asks the kernel not to block *per call* (MSG_DONTWAIT on sockets,
+// RWF_NOWAIT through preadv2/pwritev2 on pipes, eventfd, timerfd), so the description keeps
+// the program's own flags and calls the shim does not wrap (sendfile, splice, ...) behave as
+// the program expects. When such a call fails with EAGAIN, the description's real O_NONBLOCK
+// decides (F_GETFL, cached per entry): set -> EAGAIN is the program's answer; clear -> wait.
+// So O_NONBLOCK set through any dup, fork child or SCM_RIGHTS copy is honoured.
+// Exceptions: fds that reject RWF_NOWAIT (FIFOs opened by path, inotify, ...) fall back to
+// the old scheme (kNoNowait: the shim sets O_NONBLOCK on first fiber I/O and hides it from
+// F_GETFL; kUserNonblock records the program's own choice); accept and connect, which have no
+// per-call flag, set O_NONBLOCK only for the duration of the one syscall (kToggle).
+//
 // What an entry records:
-//   kind         how the shim treats the fd: kManaged (socket/pipe/FIFO/anon-inode fd it may
-//                switch to O_NONBLOCK and wait on with io::wait) or kPassthrough (regular file,
-//                directory, tty and other character device, block device; and every fd that
-//                was already open when the process started -- stdio, inherited pipes -- except
-//                sockets above 2: hazard H2, never flip O_NONBLOCK on a description the shell or
-//                a parent shares). kUnknown: not classified yet (classified lazily with fstat on
-//                first use: fds created by calls the shim does not see, hazard H17).
-//   user_nb      the program asked for O_NONBLOCK (fcntl F_SETFL, FIONBIO, SOCK_NONBLOCK,
-//                O_NONBLOCK in pipe2/accept4): such fds never park; the real call's EAGAIN is
-//                returned, exactly as without the shim.
-//   kernel_nb    the shim set O_NONBLOCK on the description itself; F_GETFL hides it.
-//   waited       io::wait registered the fd with a worker's loop: close() must go through
-//                green::io::close so waiters wake and the registration is dropped.
-//   stream       SOCK_STREAM/SOCK_SEQPACKET or pipe: writes of a blocking caller loop until
-//                everything is written (what a blocking write(2) does).
-//   rcv/snd_ns   SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none), applied to fiber waits.
+//   kind         kManaged (socket/pipe/FIFO/anon-inode fd: fiber I/O waits with io::wait) or
+//                kPassthrough (regular file, directory, tty and other character device, block
+//                device; and fds already open at start-up except sockets above 2, hazard H2).
+//                kUnknown: not classified yet (lazily with fstat, hazard H17).
+//   kSocket/kStream  socket; SOCK_STREAM/SOCK_SEQPACKET or pipe (blocking writes loop).
+//   kShared      the description may be shared with another fd number or process (dup'd,
+//                inherited, passed with SCM_RIGHTS; every fd after a fork): its cached flags
+//                are trusted only while the global flag epoch is unchanged.
+//   fl/fl_epoch  the description's F_GETFL as last seen (-1: unknown) and the epoch it was
+//                read in. F_SETFL/FIONBIO through the shim invalidate it (and bump the epoch
+//                for shared entries).
+//   kDrained     a fiber's read on a kByteStream socket returned less than it asked for: the
+//                receive queue was empty at that instant, so the next read waits for the
+//                next edge first instead of failing with EAGAIN (libuv's UV_HANDLE_READ_PARTIAL).
+//   waited       io::wait registered the fd with a worker's epoll set: close() must go
+//                through green::io::close so waiters wake and registrations are dropped.
+//   rcv/snd_ns   SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none), applied to fiber waits;
+//                re-read from the kernel with the flags for shared sockets.
 //
 // Threads: any thread reads and writes entries with relaxed atomics. Per fd, the program
 // itself serializes creation, close and reuse (the same races exist without the shim); the
 // shim clears an entry *before* the real close so a concurrent reuse of the number cannot have
-// its fresh entry wiped afterwards.
+// its fresh entry wiped afterwards. kToggle is a spin lock (acquire/release) held across the
+// three syscalls of a toggled accept/connect; fcntl F_GETFL/F_SETFL wait for it.
 #pragma once
 
 #include <atomic>
@@ -40,12 +55,19 @@ enum Bits : std::uint32_t {
   kStream = 1u << 5,
   kSocket = 1u << 6,
   kInherited = 1u << 7,
+  kShared = 1u << 8,
+  kNoNowait = 1u << 9,
+  kToggle = 1u << 10,
+  kByteStream = 1u << 11,  // SOCK_STREAM socket (not SEQPACKET: a short read there is a record)
+  kDrained = 1u << 12,     // the last fiber read returned less than asked (see hook_io.cpp)
 };
 
 struct FdEntry {
   std::atomic<std::uint32_t> bits{0};
   std::atomic<std::int64_t> rcv_ns{0};
   std::atomic<std::int64_t> snd_ns{0};
+  std::atomic<std::int32_t> fl{-1};
+  std::atomic<std::uint32_t> fl_epoch{0};
 
   std::uint32_t load() const noexcept { return bits.load(std::memory_order_relaxed); }
   void set(std::uint32_t b) noexcept { bits.fetch_or(b, std::memory_order_relaxed); }
@@ -53,6 +75,7 @@ struct FdEntry {
   void reset(std::uint32_t b = 0) noexcept {
     rcv_ns.store(0, std::memory_order_relaxed);
     snd_ns.store(0, std::memory_order_relaxed);
+    fl.store(-1, std::memory_order_relaxed);
     bits.store(b, std::memory_order_relaxed);
   }
 };
@@ -61,23 +84,53 @@ struct FdEntry {
 void init() noexcept;
 int capacity() noexcept;
 
+namespace detail {
+extern FdEntry* g_table;
+extern int g_capacity;  // written once by init() (release), read with acquire
+FdEntry* classify_slow(int fd, FdEntry* e) noexcept;
+}  // namespace detail
+
 // The entry for fd, or nullptr if fd is negative or beyond the table.
-FdEntry* get(int fd) noexcept;
+inline FdEntry* get(int fd) noexcept {
+  if (fd < 0 || fd >= __atomic_load_n(&detail::g_capacity, __ATOMIC_ACQUIRE)) return nullptr;
+  return &detail::g_table[fd];
+}
 
 // The entry for fd, classified (fstat / SO_TYPE) if it was not yet. nullptr: no entry.
-FdEntry* classify(int fd) noexcept;
+inline FdEntry* classify(int fd) noexcept {
+  FdEntry* e = get(fd);
+  if (!e || (e->load() & kKindMask) != kUnknown) return e;
+  return detail::classify_slow(fd, e);
+}
 
 // Records an fd the program just created through a hooked call.
 //   socket_type: SOCK_STREAM etc. (0 for a pipe), user_nb: the program asked for O_NONBLOCK,
 //   kernel_nb: the shim added O_NONBLOCK to the creating call.
 void created(int fd, bool is_socket, int socket_type, bool user_nb, bool kernel_nb) noexcept;
 
-// Makes sure the shim may wait on fd: O_NONBLOCK set on the description (by the shim if the
-// program did not). Returns false if that failed (the caller then passes through).
+// kNoNowait fds only: makes sure the shim may wait on fd: O_NONBLOCK set on the description
+// (by the shim if the program did not). Returns false if that failed (then: pass through).
 bool ensure_nonblocking(int fd, FdEntry* e) noexcept;
 
-// Copies fd `from`'s entry to `to` (dup*), keeping the user's flags and timeouts.
+// Copies fd `from`'s entry to `to` (dup*); both become kShared.
 void duplicated(int from, int to, bool cloexec_only) noexcept;
+
+// An fd that arrived from elsewhere (SCM_RIGHTS): classified now, kShared.
+void received(int fd) noexcept;
+
+// The description's F_GETFL (cached; see the note above), -1 with errno on failure. For
+// shared sockets whose cache was stale, also refreshes rcv/snd_ns from the kernel.
+int description_flags(int fd, FdEntry* e) noexcept;
+// The program changed fd's flags (F_SETFL, FIONBIO) or timeouts: drop cached state.
+void flags_changed(FdEntry* e) noexcept;
+// The program set SO_RCVTIMEO/SO_SNDTIMEO on some socket.
+void timeouts_set() noexcept;
+// After fork(): every description is shared with the child.
+void forked() noexcept;
+
+// kToggle lock (see above).
+void toggle_lock(FdEntry* e) noexcept;
+void toggle_unlock(FdEntry* e) noexcept;
 
 inline bool managed(std::uint32_t b) { return (b & kKindMask) == kManaged; }
 

@@ -2,11 +2,10 @@
 // ioctl(FIONBIO), setsockopt(SO_RCVTIMEO/SO_SNDTIMEO). They keep the fd table (fd_table.hpp)
 // in step with the program's view of each fd.
 //
-// O_NONBLOCK policy (hazard H2): a socket created on a fiber is created non-blocking at once
-// (SOCK_NONBLOCK added: one syscall less per connection); pipes and socketpairs are switched
-// lazily on their first fiber I/O, so an end handed to a child process untouched stays
-// blocking. fcntl(F_GETFL) hides an O_NONBLOCK the shim set; F_SETFL and FIONBIO record the
-// program's own choice, and clearing it really clears it (the next fiber I/O sets it again).
+// O_NONBLOCK policy (hazard H2, fd_table.hpp): the shim leaves the program's flags on every
+// description; fiber I/O is made non-blocking per call. F_GETFL/F_SETFL/FIONBIO pass through
+// (after any accept/connect toggle in flight on the fd, kToggle) and drop the cached flags;
+// only fds on the O_NONBLOCK fallback (kNoNowait) still get it hidden and recorded.
 //
 // close (hazard H4): an fd some fiber waited on goes through green::io::close, which wakes
 // every fiber parked on it (they see EBADF) and drops the loop registrations before close(2).
@@ -46,8 +45,10 @@ int fcntl_impl(int (*fn)(int, int, ...), int fd, int cmd, void* arg) {
   if (m == Mode::kRaw) return fn(fd, cmd, arg);
   switch (cmd) {
     case F_GETFL: {
-      int r = fn(fd, cmd);
       fds::FdEntry* e = fds::get(fd);
+      if (e) fds::toggle_lock(e);
+      int r = fn(fd, cmd);
+      if (e) fds::toggle_unlock(e);
       if (r >= 0 && e) {
         std::uint32_t b = e->load();
         if ((b & fds::kKernelNonblock) && !(b & fds::kUserNonblock)) r &= ~O_NONBLOCK;
@@ -57,8 +58,11 @@ int fcntl_impl(int (*fn)(int, int, ...), int fd, int cmd, void* arg) {
     case F_SETFL: {
       int flags = static_cast<int>(reinterpret_cast<intptr_t>(arg));
       fds::FdEntry* e = fds::classify(fd);
+      if (e) fds::toggle_lock(e);
       int r = fn(fd, cmd, flags);
+      if (e) fds::toggle_unlock(e);
       if (r == 0 && e) {
+        fds::flags_changed(e);
         if (flags & O_NONBLOCK) {
           e->set(fds::kUserNonblock);
           e->clear(fds::kKernelNonblock);
@@ -83,10 +87,8 @@ int fcntl_impl(int (*fn)(int, int, ...), int fd, int cmd, void* arg) {
 
 GREEN_HOOK(socket) {
   Mode m = mode();
-  bool user_nb = type & SOCK_NONBLOCK;
-  bool add_nb = m == Mode::kFiber && !user_nb;
-  int fd = real::socket(domain, type | (add_nb ? SOCK_NONBLOCK : 0), protocol);
-  if (fd >= 0) record_created(m, fd, true, type, user_nb, add_nb);
+  int fd = real::socket(domain, type, protocol);
+  if (fd >= 0) record_created(m, fd, true, type, type & SOCK_NONBLOCK, false);
   return fd;
 }
 
@@ -166,9 +168,13 @@ GREEN_HOOK(fcntl64) {
 }
 
 GREEN_HOOK(ioctl) {
+  fds::FdEntry* te = req == FIONBIO && mode() != Mode::kRaw ? fds::get(fd) : nullptr;
+  if (te) fds::toggle_lock(te);
   int r = real::ioctl(fd, req, arg);
+  if (te) fds::toggle_unlock(te);
   if (r == 0 && req == FIONBIO && mode() != Mode::kRaw && arg) {
     if (fds::FdEntry* e = fds::classify(fd)) {
+      fds::flags_changed(e);
       if (*static_cast<int*>(arg)) {
         e->set(fds::kUserNonblock);
         e->clear(fds::kKernelNonblock);
@@ -188,6 +194,8 @@ GREEN_HOOK(setsockopt) {
       auto* tv = static_cast<const timeval*>(val);
       std::int64_t ns = static_cast<std::int64_t>(tv->tv_sec) * 1000000000LL + tv->tv_usec * 1000LL;
       (name == SO_RCVTIMEO ? e->rcv_ns : e->snd_ns).store(ns, std::memory_order_relaxed);
+      fds::timeouts_set();
+      if (e->load() & fds::kShared) fds::flags_changed(e);  // other dups re-read them
     }
   }
   return r;

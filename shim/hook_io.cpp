@@ -1,4 +1,4 @@
-// Hooks: read/write, readv/writev, recv*/send*, accept/accept4, connect, and the _FORTIFY_SOURCE
+// Hooks: read/write, readv/writev, recv*/send*, sendfile(64), accept/accept4, connect, and the _FORTIFY_SOURCE
 // entry points that reach them (__read_chk, __recv_chk, __recvfrom_chk).
 //
 // Semantics kept (docs/shim.md, "I/O"): reads return as soon as some data is there (partial
@@ -8,6 +8,16 @@
 // MSG_WAITALL on a stream read loops likewise. Datagram sockets: one real call per wait.
 // connect: EINPROGRESS -> wait writable -> SO_ERROR (ECONNREFUSED etc. exactly), SO_SNDTIMEO
 // expiry -> EINPROGRESS (socket(7)).
+//
+// Per-call non-blocking (fd_table.hpp): on a socket read == recv(fd, 0) and write ==
+// send(fd, 0) (both raise SIGPIPE alike), so they become recv/send with MSG_DONTWAIT; the
+// recv/send family gets MSG_DONTWAIT added; readv/writev and reads/writes of other managed
+// fds use preadv2/pwritev2(offset -1, RWF_NOWAIT). An fd that answers RWF_NOWAIT with
+// EOPNOTSUPP is switched to the O_NONBLOCK fallback once. accept/accept4 and connect have no
+// per-call flag: O_NONBLOCK is set for the one syscall and restored (toggled(), under the
+// entry's kToggle lock; the program's F_GETFL/F_SETFL wait for it), so between calls the
+// listener is exactly as the program left it. Several fibers accepting on one listener all
+// wake on its edge and retry; the kernel hands each connection to one of them.
 //
 // Threads: any. On a fiber, parking happens only inside run_io/wait_ready.
 #include <fcntl.h>
@@ -32,21 +42,30 @@ IoCall prepare_io(int fd, unsigned events, bool write, bool dontwait) noexcept {
   IoCall c;
   c.fd = fd;
   c.events = events;
+  c.write = write;
   c.mode = mode();
   if (c.mode == Mode::kRaw || dontwait) return c;
   fds::FdEntry* e = fds::classify(fd);
   if (!e) return c;
   std::uint32_t b = e->load();
-  if (!fds::managed(b) || (b & fds::kUserNonblock)) return c;
-  if (c.mode == Mode::kThread) {
-    if (!(b & fds::kKernelNonblock)) return c;  // blocking in the kernel: nothing to emulate
-  } else if (!fds::ensure_nonblocking(fd, e)) {
-    return c;
+  if (!fds::managed(b)) return c;
+  if (b & fds::kNoNowait) {  // the O_NONBLOCK fallback (fd_table.hpp)
+    if (b & fds::kUserNonblock) return c;
+    if (c.mode == Mode::kThread) {
+      if (!(b & fds::kKernelNonblock)) return c;  // blocking in the kernel: nothing to emulate
+    } else if (!fds::ensure_nonblocking(fd, e)) {
+      return c;
+    }
+    std::int64_t t = write ? e->snd_ns.load(std::memory_order_relaxed)
+                           : e->rcv_ns.load(std::memory_order_relaxed);
+    c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
+    c.checked = true;
+  } else if (c.mode == Mode::kThread) {
+    return c;  // the kernel blocks (or not) exactly as the program asked
+  } else {
+    c.nowait = true;
   }
   c.entry = e;
-  std::int64_t t =
-      write ? e->snd_ns.load(std::memory_order_relaxed) : e->rcv_ns.load(std::memory_order_relaxed);
-  c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
   c.wait = true;
   return c;
 }
@@ -70,12 +89,34 @@ bool wait_ready(IoCall& c) noexcept {
     }
     return true;
   }
+  if (!c.checked) {
+    // The EAGAIN was ours (MSG_DONTWAIT/RWF_NOWAIT) unless the description is O_NONBLOCK,
+    // set by the program through this or any other fd sharing it.
+    // A fallback fd (kNoNowait) carries the shim's own O_NONBLOCK: its entry records the
+    // program's choice instead.
+    bool user_nb;
+    if (!c.nowait) {
+      user_nb = c.entry->load() & fds::kUserNonblock;
+    } else {
+      int fl = fds::description_flags(c.fd, c.entry);
+      if (fl < 0) return false;
+      user_nb = fl & O_NONBLOCK;
+    }
+    if (user_nb) {
+      errno = EAGAIN;
+      return false;
+    }
+    std::int64_t t = c.write ? c.entry->snd_ns.load(std::memory_order_relaxed)
+                             : c.entry->rcv_ns.load(std::memory_order_relaxed);
+    c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
+    c.checked = true;
+  }
   stat_add(&Stats::io_waits);
-  c.entry->set(fds::kWaited);
-  switch (io::wait(c.fd, c.events, c.deadline)) {
+  if (!(c.entry->load() & fds::kWaited)) c.entry->set(fds::kWaited);
+  switch (io::wait(c.fd, c.events | io::kAfterEagain, c.deadline)) {
     case io::WaitResult::kReady:
-      // Another thread may have switched the fd back to blocking (fcntl) while we waited.
-      if (!fds::ensure_nonblocking(c.fd, c.entry)) {
+      // Another thread may have switched a fallback fd back to blocking meanwhile.
+      if (!c.nowait && !fds::ensure_nonblocking(c.fd, c.entry)) {
         errno = EBADF;
         return false;
       }
@@ -158,13 +199,152 @@ struct IovCopy {
   }
 };
 
+bool is_socket(const IoCall& c) {
+  return c.entry && (c.entry->load() & fds::kSocket);
+}
+
+// RWF_NOWAIT refused (EOPNOTSUPP): this fd uses the O_NONBLOCK fallback from now on.
+void fall_back(IoCall& c) {
+  c.entry->set(fds::kNoNowait);
+  c.nowait = false;
+  fds::ensure_nonblocking(c.fd, c.entry);
+}
+
+ssize_t readv_op(IoCall& c, const iovec* iov, int n) {
+  if (c.nowait) {
+    ssize_t r = preadv2(c.fd, iov, n, -1, RWF_NOWAIT);
+    if (r >= 0 || errno != EOPNOTSUPP) return r;
+    fall_back(c);
+  }
+  return real::readv(c.fd, iov, n);
+}
+
+ssize_t writev_op(IoCall& c, const iovec* iov, int n) {
+  if (c.nowait) {
+    ssize_t r = pwritev2(c.fd, iov, n, -1, RWF_NOWAIT);
+    if (r >= 0 || errno != EOPNOTSUPP) return r;
+    fall_back(c);
+  }
+  return real::writev(c.fd, iov, n);
+}
+
+ssize_t read_op(IoCall& c, void* buf, size_t n) {
+  if (c.nowait) {
+    // The raw syscall: glibc's recv would add a cancellation-point wrapper (two calls per
+    // read) that fiber-threads cannot use anyway (pthread_cancel is not interposed).
+    if (is_socket(c)) return syscall(SYS_recvfrom, c.fd, buf, n, MSG_DONTWAIT, nullptr, nullptr);
+    iovec v{buf, n};
+    return readv_op(c, &v, 1);
+  }
+  return real::read(c.fd, buf, n);
+}
+
+ssize_t write_op(IoCall& c, const void* buf, size_t n) {
+  if (c.nowait) {
+    if (is_socket(c)) return syscall(SYS_sendto, c.fd, buf, n, MSG_DONTWAIT, nullptr, 0);
+    iovec v{const_cast<void*>(buf), n};
+    return writev_op(c, &v, 1);
+  }
+  return real::write(c.fd, buf, n);
+}
+
+int dontwait(const IoCall& c, int flags) {
+  return c.nowait ? (flags | MSG_DONTWAIT) : flags;
+}
+
+// Runs op (accept/connect) with O_NONBLOCK set on the description for just that call (see the
+// note at the top). *user_nb: the description already was O_NONBLOCK (op ran unchanged).
+template <class Op>
+auto toggled(IoCall& c, bool* user_nb, Op&& op) -> decltype(op()) {
+  fds::toggle_lock(c.entry);
+  int fl = fds::description_flags(c.fd, c.entry);
+  if (fl < 0 || (fl & O_NONBLOCK)) {
+    fds::toggle_unlock(c.entry);
+    *user_nb = fl >= 0;
+    return op();
+  }
+  *user_nb = false;
+  real::fcntl(c.fd, F_SETFL, fl | O_NONBLOCK);
+  auto r = op();
+  int err = errno;
+  real::fcntl(c.fd, F_SETFL, fl);
+  fds::toggle_unlock(c.entry);
+  errno = err;
+  return r;
+}
+
+// A plain thread's accept/connect that met another thread's toggle window: EAGAIN although
+// the description is blocking. True: retry the call.
+bool met_toggle(int fd, fds::FdEntry* e) {
+  if (!e || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
+  int err = errno;
+  fds::toggle_lock(e);
+  int fl = real::fcntl(fd, F_GETFL);
+  fds::toggle_unlock(e);
+  errno = err;
+  return fl >= 0 && !(fl & O_NONBLOCK);
+}
+
+// New fds passed in SCM_RIGHTS messages (received) or sent (now shared with the receiver).
+void note_rights(const msghdr* msg, bool received) {
+  if (!msg || !msg->msg_control || msg->msg_controllen < sizeof(cmsghdr)) return;
+  for (cmsghdr* h = CMSG_FIRSTHDR(const_cast<msghdr*>(msg)); h;
+       h = CMSG_NXTHDR(const_cast<msghdr*>(msg), h)) {
+    if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS) continue;
+    size_t n = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    const auto* p = reinterpret_cast<const int*>(CMSG_DATA(h));
+    for (size_t i = 0; i < n; ++i) {
+      int fd;
+      std::memcpy(&fd, p + i, sizeof fd);
+      if (received) {
+        fds::received(fd);
+      } else if (fds::FdEntry* e = fds::get(fd)) {
+        e->set(fds::kShared);
+      }
+    }
+  }
+}
+
+// A short read on a byte-stream socket means its receive queue was empty at that instant
+// (tcp_recvmsg/unix_stream_read copy until the queue is empty or the buffer full), so every
+// byte that arrives later raises a new edge: the next read waits for that edge first and
+// skips the read that would fail with EAGAIN. A FIN or error after the data is sticky in the
+// poller, so it never parks on them. The wait's EAGAIN (O_NONBLOCK description, timeout) falls
+// through to the real call, which decides.
+bool wait_if_drained(IoCall& c, size_t n) {
+  if (!c.nowait || n == 0) return true;
+  std::uint32_t b = c.entry->load();
+  if ((b & (fds::kByteStream | fds::kDrained)) != (fds::kByteStream | fds::kDrained)) return true;
+  c.entry->clear(fds::kDrained);
+  ErrnoGuard g;
+  if (wait_ready(c) || errno == EAGAIN) {
+    g.restore();
+    return true;
+  }
+  return false;  // EBADF (closed meanwhile), EINTR (cancelled): errno set
+}
+
+void note_read(IoCall& c, ssize_t r, size_t n) {
+  if (r <= 0 || !c.nowait) return;
+  std::uint32_t b = c.entry->load();
+  if (!(b & fds::kByteStream)) return;
+  bool drained = static_cast<size_t>(r) < n;
+  if (drained && !(b & fds::kDrained)) c.entry->set(fds::kDrained);
+  if (!drained && (b & fds::kDrained)) c.entry->clear(fds::kDrained);
+}
+
 ssize_t read_impl(int fd, void* buf, size_t n) {
   IoCall c = prepare_io(fd, io::kReadable, false, false);
-  return run_io(c, [&] { return real::read(fd, buf, n); });
+  if (!c.wait) return real::read(fd, buf, n);
+  if (!wait_if_drained(c, n)) return -1;
+  ssize_t r = run_io(c, [&] { return read_op(c, buf, n); });
+  note_read(c, r, n);
+  return r;
 }
 
 ssize_t recv_waitall(IoCall& c, void* buf, size_t len, int flags,
                      ssize_t (*op)(int, void*, size_t, int)) {
+  flags = dontwait(c, flags);
   ErrnoGuard g;
   size_t done = 0;
   char* p = static_cast<char*>(buf);
@@ -187,27 +367,77 @@ ssize_t recv_impl(int fd, void* buf, size_t len, int flags) {
   IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
   if (c.wait && (flags & MSG_WAITALL) && is_stream(c) && len > 0)
     return recv_waitall(c, buf, len, flags, real::recv);
-  return run_io(c, [&] { return real::recv(fd, buf, len, flags); });
+  if (flags != 0) return run_io(c, [&] { return real::recv(fd, buf, len, dontwait(c, flags)); });
+  if (c.wait && !wait_if_drained(c, len)) return -1;
+  ssize_t r = run_io(c, [&] { return real::recv(fd, buf, len, dontwait(c, 0)); });
+  if (c.wait) note_read(c, r, len);
+  return r;
 }
 
 ssize_t recvfrom_impl(int fd, void* buf, size_t len, int flags, sockaddr* addr, socklen_t* alen) {
   IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
   if (c.wait && (flags & MSG_WAITALL) && is_stream(c) && len > 0 && !addr)
     return recv_waitall(c, buf, len, flags, real::recv);
-  return run_io(c, [&] { return real::recvfrom(fd, buf, len, flags, addr, alen); });
+  return run_io(c, [&] { return real::recvfrom(fd, buf, len, dontwait(c, flags), addr, alen); });
+}
+
+// sendfile(2) has no per-call flag either: the out fd is toggled for each call, and a
+// blocking caller on a stream loops until `count` bytes went out (what the blocking call
+// does), waiting for writability in between.
+ssize_t sendfile_impl(int out, int in, off_t* off, size_t count,
+                      ssize_t (*fn)(int, int, off_t*, size_t)) {
+  IoCall c = prepare_io(out, io::kWritable, true, false);
+  if (!c.wait) return fn(out, in, off, count);
+  ErrnoGuard g;
+  size_t done = 0;
+  for (;;) {
+    bool user_nb = false;
+    ssize_t r = c.nowait ? toggled(c, &user_nb, [&] { return fn(out, in, off, count - done); })
+                         : fn(out, in, off, count - done);
+    if (user_nb) return r;
+    if (r > 0) {
+      done += static_cast<size_t>(r);
+      if (done < count && is_stream(c)) continue;
+      break;
+    }
+    if (r == 0) break;  // end of the input file
+    if ((errno == EAGAIN || errno == EWOULDBLOCK) && wait_ready(c)) continue;
+    if (done > 0) break;
+    return -1;
+  }
+  g.restore();
+  return static_cast<ssize_t>(done);
 }
 
 int accept_impl(int fd, sockaddr* addr, socklen_t* alen, int flags) {
+  Mode m = mode();
+  if (m == Mode::kRaw) return real::accept4(fd, addr, alen, flags);
   IoCall c = prepare_io(fd, io::kReadable, false, false);
-  if (c.mode == Mode::kRaw) return real::accept4(fd, addr, alen, flags);
-  bool user_nb = flags & SOCK_NONBLOCK;
-  bool add_nb = c.mode == Mode::kFiber && !user_nb;
-  int nfd = static_cast<int>(run_io(
-      c, [&] { return real::accept4(fd, addr, alen, flags | (add_nb ? SOCK_NONBLOCK : 0)); }));
+  int nfd;
+  if (m == Mode::kFiber && c.wait && c.nowait) {
+    ErrnoGuard g;
+    for (;;) {
+      bool user_nb = false;
+      nfd = toggled(c, &user_nb, [&] { return real::accept4(fd, addr, alen, flags); });
+      if (nfd >= 0) {
+        g.restore();
+        break;
+      }
+      if ((errno != EAGAIN && errno != EWOULDBLOCK) || user_nb) return -1;
+      if (!wait_ready(c)) return -1;
+    }
+  } else if (c.wait) {
+    nfd = static_cast<int>(run_io(c, [&] { return real::accept4(fd, addr, alen, flags); }));
+  } else {
+    fds::FdEntry* e = m == Mode::kThread ? fds::get(fd) : nullptr;
+    do {
+      nfd = real::accept4(fd, addr, alen, flags);
+    } while (nfd < 0 && met_toggle(fd, e));
+  }
   if (nfd >= 0) {
     fds::FdEntry* le = fds::get(fd);
     bool stream = !le || (le->load() & fds::kStream);
-    fds::created(nfd, true, stream ? SOCK_STREAM : SOCK_DGRAM, user_nb, add_nb);
+    fds::created(nfd, true, stream ? SOCK_STREAM : SOCK_DGRAM, flags & SOCK_NONBLOCK, false);
   }
   return nfd;
 }
@@ -230,23 +460,26 @@ GREEN_HOOK(__read_chk) {
 
 GREEN_HOOK(write) {
   IoCall c = prepare_io(fd, io::kWritable, true, false);
-  if (c.wait && is_stream(c))
-    return write_all_buf(c, buf, n, [&](void* p, size_t l) { return real::write(fd, p, l); });
-  return run_io(c, [&] { return real::write(fd, buf, n); });
+  if (!c.wait) return real::write(fd, buf, n);
+  if (is_stream(c))
+    return write_all_buf(c, buf, n, [&](void* p, size_t l) { return write_op(c, p, l); });
+  return run_io(c, [&] { return write_op(c, buf, n); });
 }
 
 GREEN_HOOK(readv) {
   IoCall c = prepare_io(fd, io::kReadable, false, false);
-  return run_io(c, [&] { return real::readv(fd, iov, n); });
+  if (!c.wait) return real::readv(fd, iov, n);
+  return run_io(c, [&] { return readv_op(c, iov, n); });
 }
 
 GREEN_HOOK(writev) {
   IoCall c = prepare_io(fd, io::kWritable, true, false);
-  if (c.wait && is_stream(c) && n > 0 && n <= IOV_MAX) {
+  if (!c.wait) return real::writev(fd, iov, n);
+  if (is_stream(c) && n > 0 && n <= IOV_MAX) {
     IovCopy copy(iov, n);
-    return write_all_iov(c, copy.data, n, [&](iovec* v, int k) { return real::writev(fd, v, k); });
+    return write_all_iov(c, copy.data, n, [&](iovec* v, int k) { return writev_op(c, v, k); });
   }
-  return run_io(c, [&] { return real::writev(fd, iov, n); });
+  return run_io(c, [&] { return writev_op(c, iov, n); });
 }
 
 GREEN_HOOK(recv) {
@@ -269,27 +502,30 @@ GREEN_HOOK(__recvfrom_chk) {
 
 GREEN_HOOK(recvmsg) {
   IoCall c = prepare_io(fd, io::kReadable, false, flags & MSG_DONTWAIT);
-  return run_io(c, [&] { return real::recvmsg(fd, msg, flags); });
+  ssize_t r = run_io(c, [&] { return real::recvmsg(fd, msg, dontwait(c, flags)); });
+  if (r >= 0 && c.mode != Mode::kRaw) note_rights(msg, true);
+  return r;
 }
 
 GREEN_HOOK(send) {
   IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
   if (c.wait && is_stream(c))
-    return write_all_buf(c, buf, len,
-                         [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
-  return run_io(c, [&] { return real::send(fd, buf, len, flags); });
+    return write_all_buf(
+        c, buf, len, [&](void* p, size_t l) { return real::send(fd, p, l, dontwait(c, flags)); });
+  return run_io(c, [&] { return real::send(fd, buf, len, dontwait(c, flags)); });
 }
 
 GREEN_HOOK(sendto) {
   IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
   if (c.wait && is_stream(c) && !addr)
-    return write_all_buf(c, buf, len,
-                         [&](void* p, size_t l) { return real::send(fd, p, l, flags); });
-  return run_io(c, [&] { return real::sendto(fd, buf, len, flags, addr, alen); });
+    return write_all_buf(
+        c, buf, len, [&](void* p, size_t l) { return real::send(fd, p, l, dontwait(c, flags)); });
+  return run_io(c, [&] { return real::sendto(fd, buf, len, dontwait(c, flags), addr, alen); });
 }
 
 GREEN_HOOK(sendmsg) {
   IoCall c = prepare_io(fd, io::kWritable, true, flags & MSG_DONTWAIT);
+  if (c.mode != Mode::kRaw) note_rights(msg, false);
   int n = static_cast<int>(msg->msg_iovlen);
   if (c.wait && is_stream(c) && msg->msg_controllen == 0 && n > 0 && n <= IOV_MAX) {
     IovCopy copy(msg->msg_iov, n);
@@ -297,10 +533,18 @@ GREEN_HOOK(sendmsg) {
     return write_all_iov(c, copy.data, n, [&](iovec* v, int k) {
       m.msg_iov = v;
       m.msg_iovlen = static_cast<size_t>(k);
-      return real::sendmsg(fd, &m, flags);
+      return real::sendmsg(fd, &m, dontwait(c, flags));
     });
   }
-  return run_io(c, [&] { return real::sendmsg(fd, msg, flags); });
+  return run_io(c, [&] { return real::sendmsg(fd, msg, dontwait(c, flags)); });
+}
+
+GREEN_HOOK(sendfile) {
+  return sendfile_impl(out, in, off, count, real::sendfile);
+}
+
+GREEN_HOOK(sendfile64) {
+  return sendfile_impl(out, in, off, count, real::sendfile64);
 }
 
 GREEN_HOOK(accept) {
@@ -313,14 +557,24 @@ GREEN_HOOK(accept4) {
 
 GREEN_HOOK(connect) {
   IoCall c = prepare_io(fd, io::kWritable, true, false);
-  if (!c.wait) return real::connect(fd, addr, alen);
+  if (!c.wait || !c.nowait) {
+    if (c.mode != Mode::kThread) return real::connect(fd, addr, alen);
+    fds::FdEntry* e = fds::get(fd);
+    int r;
+    do {
+      r = real::connect(fd, addr, alen);
+    } while (r < 0 && met_toggle(fd, e));
+    return r;
+  }
   ErrnoGuard g;
   for (;;) {
-    int r = real::connect(fd, addr, alen);
+    bool user_nb = false;
+    int r = toggled(c, &user_nb, [&] { return real::connect(fd, addr, alen); });
     if (r == 0) {
       g.restore();
       return 0;
     }
+    if (user_nb) return -1;
     if (errno == EAGAIN) {  // unix socket with a full backlog: wait and retry the connect
       if (!wait_ready(c)) return -1;
       continue;

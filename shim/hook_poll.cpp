@@ -45,9 +45,10 @@ io::WaitResult wait_any(const pollfd* fds, nfds_t n, TimePoint d) {
   stat_add(&Stats::polls);
   if (n == 1 && fds[0].fd >= 0) {
     fds::FdEntry* e = fds::classify(fds[0].fd);
-    if (e && fds::managed(e->load()) && fds::ensure_nonblocking(fds[0].fd, e)) {
+    if (e && fds::managed(e->load())) {
       e->set(fds::kWaited);
-      return io::wait(fds[0].fd, events_of(fds[0].events), d);
+      // The zero-timeout poll just said "not ready": edge-triggered wait (io.hpp).
+      return io::wait(fds[0].fd, events_of(fds[0].events) | io::kAfterEagain, d);
     }
   }
   int ep = static_cast<int>(syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
@@ -64,7 +65,7 @@ io::WaitResult wait_any(const pollfd* fds, nfds_t n, TimePoint d) {
       syscall(SYS_epoll_ctl, ep, EPOLL_CTL_MOD, fds[i].fd, &ev);
     }
   }
-  io::WaitResult r = io::wait(ep, io::kReadable, d);
+  io::WaitResult r = io::wait(ep, io::kReadable | io::kAfterEagain, d);  // fresh registration
   io::close(ep);
   return r;
 }
@@ -160,9 +161,9 @@ int epoll_fiber(int ep, epoll_event* ev, int max, TimePoint d) {
       g.restore();
       return 0;
     }
-    if (e) e->set(fds::kWaited | fds::kKernelNonblock);
+    if (e) e->set(fds::kWaited);
     stat_add(&Stats::polls);
-    io::WaitResult w = io::wait(ep, io::kReadable, d);
+    io::WaitResult w = io::wait(ep, io::kReadable | io::kAfterEagain, d);
     if (w == io::WaitResult::kClosed) {
       errno = EBADF;
       return -1;

@@ -29,6 +29,7 @@
 #include <cstdio>
 
 #include "common.hpp"
+#include "fd_table.hpp"
 #include "green/offload.hpp"
 #include "green/runtime.hpp"
 
@@ -86,6 +87,7 @@ GREEN_HOOK(exit) {
 GREEN_HOOK(fork) {
   bool runtime = green::running();
   pid_t p = real::fork();
+  if (p > 0) fds::forked();  // the child shares every description: re-read cached flags
   if (p == 0 && runtime) {
     g_disabled = true;
     g_fork_child = true;

@@ -1,11 +1,15 @@
-// The blocking-call loop shared by the I/O hooks: "real call; if EAGAIN and the caller did not
-// ask for non-blocking, wait for readiness, retry".
+// The blocking-call loop shared by the I/O hooks: "non-blocking real call; if EAGAIN and the
+// description is not O_NONBLOCK, wait for readiness, retry".
 //
-//   fiber   : io::wait parks the fiber on its worker's loop (with the SO_RCVTIMEO/SO_SNDTIMEO
-//             deadline); a timeout gives EAGAIN (EINPROGRESS for connect), a close() by another
-//             fiber gives EBADF, a green cancellation EINTR.
-//   thread  : only for fds the shim itself made non-blocking: real poll(2) between attempts,
-//             so a plain thread sharing such an fd still sees blocking behaviour.
+//   fiber   : the real call is made non-blocking per call (MSG_DONTWAIT, RWF_NOWAIT; see
+//             fd_table.hpp), the fd's flags stay the program's. On EAGAIN the description's
+//             O_NONBLOCK (fds::description_flags) decides between returning EAGAIN and
+//             io::wait, which parks the fiber on its worker's epoll set (with the
+//             SO_RCVTIMEO/SO_SNDTIMEO deadline); a timeout gives EAGAIN (EINPROGRESS for
+//             connect), a close() by another fiber gives EBADF, a green cancellation EINTR.
+//   thread  : the fd is blocking in the kernel: the real call blocks by itself. Only fds the
+//             shim itself made non-blocking (kNoNowait fallback) get real poll(2) between
+//             attempts.
 //   otherwise the real call, once.
 // Readiness is only a hint: the real call decides and reports the exact errno.
 #pragma once
@@ -24,15 +28,19 @@ struct IoCall {
   Mode mode = Mode::kRaw;
   fds::FdEntry* entry = nullptr;
   TimePoint deadline = kNoDeadline;
-  bool wait = false;  // false: pass the real call through once
+  bool wait = false;     // false: pass the real call through once
+  bool nowait = false;   // non-blocking per call (MSG_DONTWAIT/RWF_NOWAIT), not O_NONBLOCK
+  bool checked = false;  // description known blocking, deadline computed
+  bool write = false;
 };
 
 // Decides how a call on fd behaves. `dontwait`: the call itself asked not to block
 // (MSG_DONTWAIT). `write`: applies SO_SNDTIMEO instead of SO_RCVTIMEO.
 IoCall prepare_io(int fd, unsigned events, bool write, bool dontwait) noexcept;
 
-// Waits once for readiness. Returns false with errno set (EAGAIN on timeout, EBADF if the fd
-// was closed meanwhile, EINTR on cancellation).
+// Called after the real call failed with EAGAIN: waits once for readiness. Returns false with
+// errno set (EAGAIN if the description is O_NONBLOCK or on timeout, EBADF if the fd was
+// closed meanwhile, EINTR on cancellation).
 bool wait_ready(IoCall& c) noexcept;
 
 // Runs `op` (returns >= 0, or -1 with errno) until it succeeds, fails with something other

@@ -74,8 +74,8 @@ TEST_P(IoTest, WaitReadableOnSocketpair) {
     EXPECT_EQ(::read(sp.a, buf, sizeof buf), 2);
     EXPECT_EQ(std::string(buf, 2), "hi");
     writer.join();
-    // O_NONBLOCK was switched on by the registration.
-    EXPECT_TRUE(::fcntl(sp.a, F_GETFL) & O_NONBLOCK);
+    // The registration leaves the fd's flags alone.
+    EXPECT_FALSE(::fcntl(sp.a, F_GETFL) & O_NONBLOCK);
   });
 }
 

@@ -36,9 +36,10 @@ using detail::ShimBypass;
 }
 
 // Waits for `events`; translates the outcome into the exception the caller should see.
-// Returns false on timeout.
+// Returns false on timeout. Every caller has just seen EAGAIN/EINPROGRESS or a short read
+// (the socket was drained): kAfterEagain, no readiness probe (io.hpp).
 bool wait_io(int fd, unsigned events, detail::TimePoint deadline) {
-  switch (io::wait(fd, events, deadline)) {
+  switch (io::wait(fd, events | io::kAfterEagain, deadline)) {
     case io::WaitResult::kReady: return true;
     case io::WaitResult::kTimeout: return false;
     case io::WaitResult::kCancelled:

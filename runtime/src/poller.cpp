@@ -1,8 +1,10 @@
 // Poller and green::io (design note in poller.hpp).
-#include "tls.hpp"
 #include "poller.hpp"
+#include "tls.hpp"
 
 #include <poll.h>
+#include <sys/epoll.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,8 +13,8 @@
 #include <system_error>
 
 #include "green/detail/hooks.hpp"
+#include "green/fiber.hpp"
 #include "green/io.hpp"
-#include "green/wait_group.hpp"
 #include "runtime.hpp"
 #include "worker.hpp"
 
@@ -42,79 +44,107 @@ FdTable::Meta* FdTable::get(int fd) {
 
 // --- Poller -----------------------------------------------------------------------------------
 
-Poller::~Poller() = default;
+namespace {
+constexpr std::uint32_t kEpollEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+constexpr int kMaxEvents = 256;
 
-Poller::Entry* Poller::entry_for(int fd, FdTable::Meta* meta, int* err) {
-  if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1, nullptr);
-  if (Entry* e = entries_[fd]) return e;  // registered and still ours: closers drop it first
-  // Tell closers to drop our registration before close(2), then check that none is already
-  // past reading the mask (Dekker pair with io::close; see the design note).
-  meta->workers.fetch_or(1ull << (worker_->index() % 64), std::memory_order_seq_cst);
-  if (meta->closing.load(std::memory_order_seq_cst) != 0) {
-    *err = UV_EBADF;  // being closed: a wait starting now sees it closed
-    return nullptr;
-  }
-  Entry* e;
-  e = new Entry;
-  e->poller = this;
-  e->fd = fd;
+int epoll_ctl_raw(int ep, int op, int fd, epoll_event* ev) {
+  return static_cast<int>(syscall(SYS_epoll_ctl, ep, op, fd, ev));
+}
+}  // namespace
+
+Poller::Poller(Worker* w) : worker_(w) {
+  epfd_ = static_cast<int>(syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+}
+
+Poller::~Poller() {
+  if (epfd_ >= 0) syscall(SYS_close, epfd_);
+}
+
+bool Poller::watch() {
+  if (watching_) return true;
+  if (epfd_ < 0) return false;
   int r;
   {
-    ShimBypass bypass;  // uv_poll_init sets O_NONBLOCK with ioctl(FIONBIO)
-    r = uv_poll_init(worker_->loop(), &e->handle, fd);
+    ShimBypass bypass;  // uv_poll_init sets O_NONBLOCK on the epoll fd (ours) with ioctl
+    r = uv_poll_init(worker_->loop(), &watch_, epfd_);
   }
-  if (r != 0) {
-    delete e;
-    *err = r;
-    return nullptr;
-  }
-  e->handle.data = e;
-  entries_[fd] = e;
-  return e;
+  if (r != 0) return false;
+  watch_.data = this;
+  uv_poll_start(&watch_, UV_READABLE, &Poller::on_epoll);
+  watching_ = true;
+  return true;
 }
 
-void Poller::arm(Entry* e, int events) {
-  if ((e->armed & events) == events) return;
-  e->armed |= events;
-  uv_poll_start(&e->handle, e->armed, &Poller::on_event);
+void Poller::on_epoll(uv_poll_t* h, int, int) {
+  static_cast<Poller*>(h->data)->poll_now();
 }
 
-void Poller::on_event(uv_poll_t* h, int status, int events) {
-  auto* e = static_cast<Entry*>(h->data);
-  const int before = e->armed;
-  if (status < 0) {
-    // libuv reports EPOLLERR as UV_EBADF and has already stopped the handle. Wake everybody:
-    // their retried syscall reports the real error.
-    e->armed = 0;
-    events = UV_READABLE | UV_WRITABLE;
-  }
-  if (events & (UV_READABLE | UV_DISCONNECT)) {
-    if (!e->readers.empty()) {
-      while (Waiter* w = e->readers.pop_front()) wake(w, WakeReason::kNotified);
-      // The woken fibers have not read yet; with level-triggered epoll the next polls (every
-      // kPollInterval dispatches) report the fd again. Keep the interest for a while instead
-      // of paying epoll_ctl twice (disarm now, re-arm when the fiber waits again).
-      e->read_grace = kReadGrace;
-    } else if (e->read_grace > 0) {
-      --e->read_grace;
-    } else {
-      e->armed &= ~UV_READABLE;  // nobody has been waiting for a while: stop polling it
+int Poller::poll_now() {
+  if (!watching_) return 0;
+  epoll_event evs[kMaxEvents];
+  int n = static_cast<int>(syscall(SYS_epoll_pwait, epfd_, evs, kMaxEvents, 0, nullptr, 8));
+  for (int i = 0; i < n; ++i) {
+    auto fd = static_cast<int>(evs[i].data.u64 & 0xffffffffu);
+    auto gen = static_cast<std::uint32_t>(evs[i].data.u64 >> 32);
+    if (static_cast<std::size_t>(fd) >= entries_.size()) continue;
+    Entry* e = entries_[fd];
+    if (!e || e->gen != gen) continue;  // a stale kernel registration (see the design note)
+    std::uint32_t ev = evs[i].events;
+    if (ev & EPOLLRDHUP) e->rd_hup = true;
+    if (ev & (EPOLLHUP | EPOLLERR)) e->hup = true;
+    if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+      if (e->readers.empty()) {
+        e->rd_ready = true;
+      } else {
+        while (Waiter* w = e->readers.pop_front()) wake(w, WakeReason::kNotified);
+      }
+    }
+    if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) {
+      if (e->writers.empty()) {
+        e->wr_ready = true;
+      } else {
+        while (Waiter* w = e->writers.pop_front()) wake(w, WakeReason::kNotified);
+      }
     }
   }
-  if (events & UV_WRITABLE) {
-    if (e->writers.empty()) {
-      e->armed &= ~UV_WRITABLE;
-    } else {
-      while (Waiter* w = e->writers.pop_front()) wake(w, WakeReason::kNotified);
-      e->armed &= ~UV_WRITABLE;  // writable is the normal state: don't poll it unasked
+  return n > 0 ? n : 0;
+}
+
+Poller::Entry* Poller::entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res) {
+  if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1, nullptr);
+  for (;;) {
+    std::uint32_t gen = meta->gen.load(std::memory_order_acquire);
+    Entry* e = entries_[fd];
+    if (e && e->gen == gen) return e;     // registered for the file this number names now
+    if (e) drop(e, WakeReason::kClosed);  // its file was closed: its waiters see EBADF
+    // Tell closers to remove our registration before close(2), then check that none is
+    // already past reading the mask (Dekker pair with io::close; see the design note).
+    meta->workers.fetch_or(1ull << (worker_->index() % 64), std::memory_order_seq_cst);
+    if (meta->closing.load(std::memory_order_seq_cst) != 0) {
+      this_fiber::yield();  // a close is in flight: let it finish (it never parks), then retry
+      continue;
     }
-  }
-  if (e->armed == 0) {
-    uv_poll_stop(h);
-  } else if (status >= 0 && e->armed != before) {
-    // Only when the interest changed: uv_poll_start always begins with uv__poll_stop, i.e.
-    // epoll_ctl(DEL) now and epoll_ctl(ADD) on the next poll, even for the same events.
-    uv_poll_start(h, e->armed, &Poller::on_event);
+    if (!watch()) {
+      *res = io::WaitResult::kClosed;
+      return nullptr;
+    }
+    epoll_event ev{};
+    ev.events = kEpollEvents;
+    ev.data.u64 = static_cast<std::uint64_t>(static_cast<std::uint32_t>(fd)) |
+                  (static_cast<std::uint64_t>(gen) << 32);
+    int r = epoll_ctl_raw(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    if (r < 0 && errno == EEXIST) r = epoll_ctl_raw(epfd_, EPOLL_CTL_MOD, fd, &ev);
+    if (r < 0) {
+      // EPERM: regular files and directories cannot be polled and are always "ready".
+      *res = errno == EPERM ? io::WaitResult::kReady : io::WaitResult::kClosed;
+      return nullptr;
+    }
+    e = new Entry;
+    e->fd = fd;
+    e->gen = gen;
+    entries_[fd] = e;
+    return e;
   }
 }
 
@@ -122,14 +152,13 @@ void Poller::drop(Entry* e, WakeReason why) {
   while (Waiter* w = e->readers.pop_front()) wake(w, why);
   while (Waiter* w = e->writers.pop_front()) wake(w, why);
   entries_[e->fd] = nullptr;
-  uv_poll_stop(&e->handle);
-  uv_close(reinterpret_cast<uv_handle_t*>(&e->handle),
-           [](uv_handle_t* h) { delete static_cast<Entry*>(h->data); });
+  delete e;
 }
 
-void Poller::fd_closed(int fd) {
+void Poller::fd_closed(int fd, std::uint32_t gen) {
   if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
-  if (Entry* e = entries_[fd]) drop(e, WakeReason::kClosed);
+  Entry* e = entries_[fd];
+  if (e && static_cast<std::int32_t>(e->gen - gen) < 0) drop(e, WakeReason::kClosed);
 }
 
 void Poller::close_all() {
@@ -137,11 +166,110 @@ void Poller::close_all() {
     if (e) drop(e, WakeReason::kClosed);
   }
   entries_.clear();
+  if (watching_) {
+    uv_close(reinterpret_cast<uv_handle_t*>(&watch_), nullptr);
+    watching_ = false;
+  }
 }
 
-io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadline) {
+namespace {
+io::WaitResult result_of(WakeReason r) {
+  switch (r) {
+    case WakeReason::kNotified: return io::WaitResult::kReady;
+    case WakeReason::kTimeout: return io::WaitResult::kTimeout;
+    case WakeReason::kDeadline: return io::WaitResult::kDeadline;
+    case WakeReason::kCancelled: return io::WaitResult::kCancelled;
+    default: return io::WaitResult::kClosed;
+  }
+}
+}  // namespace
+
+// The common case (one fd): no arrays, and for one direction no proxy node either.
+io::WaitResult Poller::wait_one(int fd, short events, TimePoint deadline, bool probed) {
+  FdTable::Meta* meta = FdTable::instance().get(fd);
+  io::WaitResult res = io::WaitResult::kClosed;
+  Entry* e = meta ? entry_for(fd, meta, &res) : nullptr;
+  if (!e) return res;
+  bool rd = events & POLLIN, wr = events & POLLOUT;
+  if ((rd && (e->rd_ready || e->rd_hup || e->hup)) || (wr && (e->wr_ready || e->hup))) {
+    if (rd) e->rd_ready = false;
+    if (wr) e->wr_ready = false;
+    return io::WaitResult::kReady;
+  }
+  if (!probed) {
+    pollfd p{fd, events, 0};
+    if (syscall(SYS_poll, &p, 1, 0) > 0) return io::WaitResult::kReady;
+  }
+  Waiter w(WaitKind::kIo, nullptr);
+  w.fd = fd;
+  w.events = static_cast<unsigned>(events);
+  if (rd != wr) {
+    WaitList& list = rd ? e->readers : e->writers;
+    list.push_back(&w);
+    WakeReason r = park(w, deadline, {});
+    if (w.linked) list.remove(&w);  // timeout/cancel; a dropped entry unlinked it first
+    return result_of(r);
+  }
+  Waiter nodes[2];  // a Waiter is on one list at a time: one proxy node per direction
+  nodes[0].owner = &w;
+  nodes[1].owner = &w;
+  e->readers.push_back(&nodes[0]);
+  e->writers.push_back(&nodes[1]);
+  WakeReason r = park(w, deadline, {});
+  if (nodes[0].linked) e->readers.remove(&nodes[0]);
+  if (nodes[1].linked) e->writers.remove(&nodes[1]);
+  return result_of(r);
+}
+
+io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadline, bool probed) {
+  if (n == 1 && fds[0].fd >= 0 && (fds[0].events & (POLLIN | POLLOUT)))
+    return wait_one(fds[0].fd, static_cast<short>(fds[0].events & (POLLIN | POLLOUT)), deadline,
+                    probed);
   // One Waiter parks; each (fd, direction) gets a proxy node whose wake() goes to it.
   constexpr unsigned long kInline = 8;
+  Entry* inline_entries[kInline];
+  std::unique_ptr<Entry*[]> heap_entries;
+  Entry** ents = inline_entries;
+  if (n > kInline) {
+    heap_entries.reset(new Entry*[n]);
+    ents = heap_entries.get();
+  }
+  // Pass 1: find (or register) every entry; an edge that nobody consumed yet ends the wait
+  // before it starts.
+  bool ready = false;
+  for (unsigned long i = 0; i < n; ++i) {
+    ents[i] = nullptr;
+    int fd = fds[i].fd;
+    if (fd < 0 || !(fds[i].events & (POLLIN | POLLOUT))) continue;
+    FdTable::Meta* meta = FdTable::instance().get(fd);
+    io::WaitResult res = io::WaitResult::kClosed;
+    Entry* e = meta ? entry_for(fd, meta, &res) : nullptr;
+    if (!e) return res;
+    ents[i] = e;
+    if ((fds[i].events & POLLIN) && (e->rd_ready || e->rd_hup || e->hup)) {
+      e->rd_ready = false;
+      ready = true;
+    }
+    if ((fds[i].events & POLLOUT) && (e->wr_ready || e->hup)) {
+      e->wr_ready = false;
+      ready = true;
+    }
+  }
+  if (ready) return io::WaitResult::kReady;
+  if (!probed) {
+    // Level semantics for callers that did not just see EAGAIN: the edge of a state that
+    // was already there when the fd was registered earlier has been consumed.
+    std::unique_ptr<pollfd[]> copy(new pollfd[n]);
+    for (unsigned long i = 0; i < n; ++i) copy[i] = fds[i];
+    if (syscall(SYS_poll, copy.get(), n, 0) > 0) return io::WaitResult::kReady;
+  }
+  // entry_for may have yielded: an entry found early could have been dropped since. Check
+  // again without yielding (a dropped entry means the fd was closed: report it).
+  for (unsigned long i = 0; i < n; ++i) {
+    int fd = fds[i].fd;
+    if (!ents[i]) continue;
+    if (entries_[fd] != ents[i]) return io::WaitResult::kClosed;
+  }
   Waiter inline_nodes[2 * kInline];
   std::unique_ptr<Waiter[]> heap_nodes;
   Waiter* nodes = inline_nodes;
@@ -155,47 +283,40 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     w.events = static_cast<unsigned>(fds[0].events);
   }
   std::size_t used = 0;
-  io::WaitResult early = io::WaitResult::kReady;
-  bool failed = false;
   for (unsigned long i = 0; i < n; ++i) {
-    int fd = fds[i].fd;
-    if (fd < 0 || !(fds[i].events & (POLLIN | POLLOUT))) continue;
-    FdTable::Meta* meta = FdTable::instance().get(fd);
-    int err = 0;
-    Entry* e = meta ? entry_for(fd, meta, &err) : nullptr;
-    if (!e) {
-      // EPERM: regular files and directories cannot be polled and are always "ready".
-      early = err == UV_EPERM ? io::WaitResult::kReady : io::WaitResult::kClosed;
-      failed = true;  // nodes registered so far are unlinked below
-      break;
-    }
-    int ev = 0;
+    Entry* e = ents[i];
+    if (!e) continue;
     // node->slot remembers the list a node is on, for unlinking.
     if (fds[i].events & POLLIN) {
       Waiter* node = &nodes[used++];
       node->owner = &w;
       node->slot = &e->readers;
       e->readers.push_back(node);
-      ev |= UV_READABLE;
     }
     if (fds[i].events & POLLOUT) {
       Waiter* node = &nodes[used++];
       node->owner = &w;
       node->slot = &e->writers;
       e->writers.push_back(node);
-      ev |= UV_WRITABLE;
     }
-    arm(e, ev);
   }
-  if (!failed) {
-    WakeReason r = park(w, deadline, {});
-    switch (r) {
-      case WakeReason::kNotified: early = io::WaitResult::kReady; break;
-      case WakeReason::kTimeout: early = io::WaitResult::kTimeout; break;
-      case WakeReason::kDeadline: early = io::WaitResult::kDeadline; break;
-      case WakeReason::kCancelled: early = io::WaitResult::kCancelled; break;
-      default: early = io::WaitResult::kClosed; break;
-    }
+  io::WaitResult result;
+  switch (park(w, deadline, {})) {
+    case WakeReason::kNotified:
+      result = io::WaitResult::kReady;
+      break;
+    case WakeReason::kTimeout:
+      result = io::WaitResult::kTimeout;
+      break;
+    case WakeReason::kDeadline:
+      result = io::WaitResult::kDeadline;
+      break;
+    case WakeReason::kCancelled:
+      result = io::WaitResult::kCancelled;
+      break;
+    default:
+      result = io::WaitResult::kClosed;
+      break;
   }
   // Nodes still linked are on lists of entries that did not fire (an entry that was dropped
   // unlinked its nodes first). Everything here lives on this worker's thread.
@@ -203,7 +324,7 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     Waiter* node = &nodes[k];
     if (node->linked) static_cast<WaitList*>(node->slot)->remove(node);
   }
-  return early;
+  return result;
 }
 
 }  // namespace green::detail
@@ -216,7 +337,7 @@ using detail::FdTable;
 using detail::Worker;
 
 WaitResult wait_any(const pollfd* fds, unsigned long n,
-                    std::chrono::steady_clock::time_point deadline) noexcept {
+                    std::chrono::steady_clock::time_point deadline, unsigned flags) noexcept {
   Worker* w = Worker::current();
   if (!w || !detail::tls().task) {
     // Plain thread: block in poll(2).
@@ -225,8 +346,8 @@ WaitResult wait_any(const pollfd* fds, unsigned long n,
       if (deadline != detail::kNoDeadline) {
         auto left = deadline - std::chrono::steady_clock::now();
         if (left <= left.zero()) return WaitResult::kTimeout;
-        ms = int(std::min<long long>(
-            std::chrono::ceil<std::chrono::milliseconds>(left).count(), 1 << 30));
+        ms = int(std::min<long long>(std::chrono::ceil<std::chrono::milliseconds>(left).count(),
+                                     1 << 30));
       }
       std::unique_ptr<pollfd[]> copy(new pollfd[n]);
       for (unsigned long i = 0; i < n; ++i) copy[i] = fds[i];
@@ -240,14 +361,15 @@ WaitResult wait_any(const pollfd* fds, unsigned long n,
       if (r < 0 && errno != EINTR) return WaitResult::kClosed;
     }
   }
-  return w->poller().wait(fds, n, deadline);
+  return w->poller().wait(fds, n, deadline, (flags & kAfterEagain) != 0);
 }
 
 WaitResult wait(int fd, unsigned events, std::chrono::steady_clock::time_point deadline) noexcept {
-  pollfd p{fd, static_cast<short>(((events & kReadable) ? POLLIN : 0) |
-                                  ((events & kWritable) ? POLLOUT : 0)),
+  pollfd p{fd,
+           static_cast<short>(((events & kReadable) ? POLLIN : 0) |
+                              ((events & kWritable) ? POLLOUT : 0)),
            0};
-  return wait_any(&p, 1, deadline);
+  return wait_any(&p, 1, deadline, events & kAfterEagain);
 }
 
 namespace {
@@ -255,13 +377,18 @@ bool wait_throwing(int fd, unsigned events, std::chrono::nanoseconds timeout) {
   auto deadline = timeout == std::chrono::nanoseconds::max() ? detail::kNoDeadline
                                                              : detail::deadline_after(timeout);
   switch (wait(fd, events, deadline)) {
-    case WaitResult::kReady: return true;
-    case WaitResult::kTimeout: return false;
-    case WaitResult::kCancelled: detail::throw_if_interrupted(detail::WakeReason::kCancelled);
-    [[fallthrough]];
-    case WaitResult::kDeadline: detail::throw_if_interrupted(detail::WakeReason::kDeadline);
-    [[fallthrough]];
-    case WaitResult::kClosed: break;
+    case WaitResult::kReady:
+      return true;
+    case WaitResult::kTimeout:
+      return false;
+    case WaitResult::kCancelled:
+      detail::throw_if_interrupted(detail::WakeReason::kCancelled);
+      [[fallthrough]];
+    case WaitResult::kDeadline:
+      detail::throw_if_interrupted(detail::WakeReason::kDeadline);
+      [[fallthrough]];
+    case WaitResult::kClosed:
+      break;
   }
   throw std::system_error(EBADF, std::generic_category(), "green::io::wait");
 }
@@ -277,27 +404,30 @@ bool wait_writable(int fd, std::chrono::nanoseconds timeout) {
 
 namespace {
 
-// Drops every worker's registration of fd and returns once all are gone (see poller.hpp).
-// The caller holds meta->closing.
+// Removes fd from the epoll set of every worker that may have registered it and has their
+// waiters woken with kClosed (see poller.hpp). Returns after the epoll removals; remote
+// wake-ups are posted, not awaited.
 void drop_everywhere(int fd, FdTable::Meta* meta) {
+  // acq_rel: a waiter that loads the new generation (acquire) also sees what preceded it.
+  std::uint32_t gen = meta->gen.fetch_add(1, std::memory_order_acq_rel) + 1;
   std::uint64_t mask = meta->workers.exchange(0, std::memory_order_seq_cst);
   if (!mask) return;
   auto* rt = detail::Runtime::current();
   if (!rt) return;
   Worker* self = Worker::current();
-  WaitGroup acks;
+  int saved = errno;
   for (std::size_t i = 0; i < rt->worker_count(); ++i) {
     if (!(mask & (1ull << (i % 64)))) continue;
     Worker* w = rt->worker(i);
+    int ep = w->poller().epoll_fd();
+    if (ep >= 0) syscall(SYS_epoll_ctl, ep, EPOLL_CTL_DEL, fd, nullptr);  // ENOENT: fine
     if (w == self) {
-      w->poller().fd_closed(fd);
-      continue;
+      w->poller().fd_closed(fd, gen);
+    } else {
+      w->post_fd_closed(fd, gen);  // false: torn down, nothing left to wake
     }
-    acks.add(1);
-    if (!w->post_fd_closed(fd, &acks)) acks.done();  // torn down: nothing left to drop
   }
-  // Parks a fiber; blocks a plain thread. Not interruptible: close must not half-happen.
-  acks.wait_uninterruptible();
+  errno = saved;
 }
 
 }  // namespace
@@ -305,9 +435,7 @@ void drop_everywhere(int fd, FdTable::Meta* meta) {
 void forget(int fd) noexcept {
   FdTable::Meta* meta = FdTable::instance().get(fd);
   if (!meta) return;
-  meta->closing.fetch_add(1, std::memory_order_seq_cst);
   drop_everywhere(fd, meta);
-  meta->closing.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 int close(int fd) noexcept {

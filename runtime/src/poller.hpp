@@ -1,30 +1,48 @@
 // Poller: a worker's fd readiness waits (the data path fiber -> poller -> loop -> wake).
 //
-// Ownership: each worker has one Poller, touched only by that worker's thread. A fiber waits
-// on the Poller of the worker it runs on; since started fibers never migrate, that is always
-// the calling thread's. An fd waited on from two workers gets one uv_poll_t in each loop
-// (the kernel allows one fd in several epoll sets); libuv allows only one uv_poll_t per fd
-// per loop, which the per-worker table guarantees.
+// Ownership: each worker has one Poller, touched only by that worker's thread, except for
+// epoll_fd(), which closers on any thread use (epoll_ctl is thread-safe). A fiber waits on
+// the Poller of the worker it runs on; since started fibers never migrate, that is always
+// the calling thread's.
 //
-// Registration is kept while the fd is open (no epoll_ctl per wait). Interest is dropped
-// lazily: after a wake, readable events with nobody waiting are tolerated kReadGrace times
-// (the woken fiber has not read yet, and epoll is level-triggered), then the direction is
-// disarmed. uv_poll_start is called only when the interest really changes, because libuv
-// turns every call into epoll_ctl(DEL) + epoll_ctl(ADD).
+// Readiness (Go's netpoll): each worker owns one epoll instance of its own, watched by its
+// libuv loop through a single uv_poll_t. An fd is added to it once, on its first wait,
+// edge-triggered for both directions (EPOLLIN|EPOLLOUT|EPOLLRDHUP|EPOLLET), and stays there
+// until it is closed: no epoll_ctl per wait, none when interest changes. Each Entry keeps one
+// "ready" flag per direction: an edge that arrives while nobody waits sets it, the next wait
+// in that direction consumes it and returns at once (the caller retries its syscall). An
+// edge that arrives while fibers wait wakes all of them (all readers of a listener retry
+// accept; the kernel hands each connection to one). The flag can be stale (set by an edge
+// whose data was read without waiting): that costs one extra EAGAIN, never a lost wake-up,
+// because every byte that arrives after the caller's failed syscall raises a new edge.
+// Hang-up and error states persist without new edges, so they are remembered (sticky) and
+// answer every later wait at once: a reader that read data and the FIN after it in one edge
+// and waits again (green::net waits after a short read) must not park.
+// Registration never changes the fd's flags (epoll works on blocking fds).
 //
-// Close (hazard H4): io::close marks the fd `closing` in the process-wide FdTable, then has
-// every worker whose bit is set in the fd's worker mask drop its registration on its own
-// thread (the local one inline), waits for their acks, and only then calls close(2). The wait
-// matters: a registration may have an epoll change queued in its loop's watcher queue, and
-// libuv abort()s if epoll_ctl(ADD/MOD) then meets a closed fd (EBADF) or a reused number
-// (ENOENT). Waits that start while the fd is closing fail with kClosed without registering:
-// the mask bit and the closing count form a Dekker pair (each side writes its own, seq_cst,
-// then reads the other's), so either the closer sees the bit and waits for that worker, or
-// the waiter sees `closing`. Closing costs a message round trip only for fds that fibers on
-// other workers waited on; the common case (one worker) is a local teardown.
+// Generations (fd reuse, hazard H4/H17): FdTable::Meta::gen is bumped by every close, forget
+// (which the shim and green::net call for every fd they create) and lazy classification of a
+// number seen for the first time. An Entry remembers the generation it registered; a wait
+// that finds an Entry of an older generation wakes that Entry's waiters with kClosed and
+// registers again. The epoll event carries (fd, generation), so events of a stale kernel
+// registration (a closed fd whose file lives on through a dup) are ignored. epoll_ctl errors
+// are handled, never fatal: EEXIST -> MOD (same file registered under an older generation),
+// EPERM -> always ready (regular file), EBADF -> kClosed.
+//
+// Close: io::close bumps the generation, removes the fd from the epoll set of every worker
+// whose bit is set in the fd's worker mask (from the closing thread), wakes local waiters
+// inline and posts (fd, generation) to the other workers (their waiters wake with kClosed; no
+// acknowledgement is awaited: a message that arrives after the number was reused finds a newer
+// generation and is ignored), then calls close(2). Waits that start while the fd is closing
+// wait for the close to finish and then register again (EBADF from epoll_ctl -> kClosed; a
+// number already reused by a new file is waited on normally): the mask bit and the closing
+// count form a Dekker pair (each side writes its own, seq_cst, then reads the other's), so
+// either the closer sees the bit and removes that worker's registration, or the waiter sees
+// `closing` and does not register until the close is done.
 #pragma once
 
 #include <poll.h>
+#include <sys/epoll.h>
 #include <uv.h>
 
 #include <atomic>
@@ -42,7 +60,8 @@ class Worker;
 class FdTable {
  public:
   struct Meta {
-    std::atomic<std::uint32_t> closing{0};  // io::close/forget in progress on this fd
+    std::atomic<std::uint32_t> closing{0};  // io::close in progress on this fd
+    std::atomic<std::uint32_t> gen{0};      // bumped at every close/forget (see above)
     std::atomic<std::uint64_t> workers{0};  // bit (index % 64) set: that worker may watch it
   };
   static FdTable& instance();
@@ -56,37 +75,46 @@ class FdTable {
 
 class Poller {
  public:
-  // Readable events with no reader waiting that are tolerated after a wake before the
-  // interest is dropped (see on_event): long enough for the woken fiber to come back.
-  static constexpr int kReadGrace = 64;
-
-  explicit Poller(Worker* w) : worker_(w) {}
+  explicit Poller(Worker* w);
   ~Poller();
 
   // Parks the running fiber until one of fds is ready (see io::wait_any).
-  io::WaitResult wait(const pollfd* fds, unsigned long n, TimePoint deadline);
-  // Wakes the fd's waiters here with kClosed and drops its registration (stops polling it,
-  // removing any epoll change still queued): the fd is about to be closed.
-  void fd_closed(int fd);
+  // `probed`: the caller's own syscall just failed with EAGAIN (io::kAfterEagain); otherwise
+  // the kernel is asked with a zero-timeout poll(2) before parking.
+  io::WaitResult wait(const pollfd* fds, unsigned long n, TimePoint deadline, bool probed);
+  // Wakes the waiters of fd's registration here with kClosed and forgets it, if it is older
+  // than `gen` (the generation the closer created). The closer already removed it from epoll.
+  void fd_closed(int fd, std::uint32_t gen);
   // Closes every registration (worker teardown; the loop must run afterwards).
   void close_all();
+  // Reads the ready events without blocking and wakes their waiters. Returns how many.
+  int poll_now();
+  // This worker's epoll instance (-1 if it could not be created). Any thread may use it.
+  int epoll_fd() const { return epfd_; }
 
  private:
   struct Entry {
-    uv_poll_t handle;
-    Poller* poller;
     int fd;
-    int armed = 0;  // UV_READABLE | UV_WRITABLE currently requested from libuv
-    int read_grace = 0;  // readable events without a reader tolerated before disarming
+    std::uint32_t gen;
+    bool rd_ready = false;  // an edge arrived that no reader consumed yet
+    bool wr_ready = false;
+    // Sticky states: after EPOLLRDHUP reads never block again (they return 0), after
+    // EPOLLHUP/EPOLLERR nothing blocks; no further edge would come for them.
+    bool rd_hup = false;
+    bool hup = false;
     WaitList readers;
     WaitList writers;
   };
-  static void on_event(uv_poll_t* h, int status, int events);
-  Entry* entry_for(int fd, FdTable::Meta* meta, int* err);
+  static void on_epoll(uv_poll_t* h, int status, int events);
+  Entry* entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res);
+  io::WaitResult wait_one(int fd, short events, TimePoint deadline, bool probed);
   void drop(Entry* e, WakeReason why);
-  void arm(Entry* e, int events);
+  bool watch();
 
   Worker* worker_;
+  int epfd_ = -1;
+  bool watching_ = false;
+  uv_poll_t watch_;
   std::vector<Entry*> entries_;  // by fd
 };
 

@@ -345,11 +345,11 @@ void Worker::context_done(Context* ctx) {
 
 // --- the loop -------------------------------------------------------------------------------
 
-bool Worker::post_fd_closed(int fd, WaitGroup* ack) {
+bool Worker::post_fd_closed(int fd, std::uint32_t gen) {
   {
     SpinGuard lk(msg_mu_);
     if (!accepting_) return false;
-    closed_fds_.emplace_back(fd, ack);
+    closed_fds_.emplace_back(fd, gen);
   }
   has_msgs_.store(true, std::memory_order_seq_cst);  // waker half of the Dekker (worker.hpp)
   notify();
@@ -383,7 +383,7 @@ void Worker::post_cancel(Task* t) {
 void Worker::drain_messages() {
   // Acquire: pairs with the posters' seq_cst store (the lock below orders the vectors anyway).
   if (!has_msgs_.load(std::memory_order_acquire)) return;
-  std::vector<std::pair<int, WaitGroup*>> msgs;
+  std::vector<std::pair<int, std::uint32_t>> msgs;
   std::vector<Task*> cancels;
   std::vector<std::pair<void (*)(Worker*, void*), void*>> calls;
   {
@@ -394,10 +394,7 @@ void Worker::drain_messages() {
     calls.swap(calls_);
   }
   for (auto [fn, arg] : calls) fn(this, arg);
-  for (auto [fd, ack] : msgs) {
-    poller_.fd_closed(fd);
-    ack->done();  // the closer may return (and destroy ack) from here on
-  }
+  for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
   for (Task* t : cancels) {
     // The task is parked (we are in the scheduler context) or finished.
     // Skip if park() already consumed the cancel (it saw the flag before blocking).
@@ -501,15 +498,21 @@ __attribute__((noinline)) void Worker::run_loop() {
   while (!stopping()) {
     poll(UV_RUN_NOWAIT);
     drain_messages();
-    // The scheduler context gets the CPU at least every kPollInterval dispatches; starting a
-    // new task first here bounds how long wake-up chains among started fibers (ping-pong
-    // over channels) can keep new fibers from starting (Go checks its global queue every 61
-    // ticks for the same reason).
+    // The scheduler context gets the CPU at least every kPollInterval dispatches; starting
+    // new tasks here bounds how long wake-up chains among started fibers (ping-pong over
+    // channels) can keep new fibers from starting (Go checks its global queue every 61 ticks
+    // for the same reason). A batch, not one: with thousands of ready fibers (a server's
+    // connections) one start per pass left new connections unanswered for seconds (a pass
+    // comes every kPollInterval dispatches). The rest stays stealable in runq_.
     Context* next = nullptr;
-    while (Task* t = pop_task()) {
-      if ((next = context_for(t))) break;
+    for (int started = 0; started < kStartBatch;) {
+      Task* t = pop_task();
+      if (!t) break;
+      if (Context* c = context_for(t)) {
+        push_ready(c);
+        ++started;
+      }
     }
-    if (next) push_ready(next);
     if ((next = next_runnable())) {
       switch_to(next);
       continue;

@@ -78,9 +78,10 @@ class Worker {
   void push_task(Task* t);
   // Wakes this worker if it is blocked in uv_run.
   void notify() noexcept;
-  // An fd about to be closed: drop this worker's registration of it on this worker's thread,
-  // then ack->done(). Returns false (and does nothing) once the worker has torn down.
-  bool post_fd_closed(int fd, WaitGroup* ack);
+  // An fd was closed (generation `gen`, see poller.hpp): wake this worker's waiters of older
+  // registrations of it, on this worker's thread. Returns false (and does nothing) once the
+  // worker has torn down.
+  bool post_fd_closed(int fd, std::uint32_t gen);
   // Task::cancel() for a task running here: wakes its current wait on this worker's thread.
   void post_cancel(Task* t);
 
@@ -145,6 +146,7 @@ class Worker {
   static constexpr std::uint32_t kPollInterval = 61;  // dispatches between I/O polls (Go's 61)
   static constexpr std::int64_t kPollPeriodNs = 20'000;  // ... and at least this long
   static constexpr std::size_t kMaxPooledContexts = 1024;
+  static constexpr int kStartBatch = 32;  // new tasks started per scheduler pass (run())
 
   Context* next_runnable();       // ready fiber, or a context bound to a new task, or nullptr
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
@@ -226,7 +228,7 @@ class Worker {
   // msg_mu_ guards closed_fds_, cancels_, calls_, accepting_ (a SpinLock: no libc locks
   // under the shim). A leaf lock: nothing else is taken while it is held.
   SpinLock msg_mu_;
-  std::vector<std::pair<int, WaitGroup*>> closed_fds_ GREEN_GUARDED_BY(msg_mu_);
+  std::vector<std::pair<int, std::uint32_t>> closed_fds_ GREEN_GUARDED_BY(msg_mu_);  // (fd, generation)
   // false after teardown's last drain: post_fd_closed refuses
   bool accepting_ GREEN_GUARDED_BY(msg_mu_) = true;
   std::vector<Task*> cancels_ GREEN_GUARDED_BY(msg_mu_);  // each holds a reference

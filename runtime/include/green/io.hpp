@@ -1,9 +1,14 @@
 // Waiting for file-descriptor readiness: the building block of green::net and of the shim.
 //
 // wait() parks the calling fiber until `fd` is readable/writable, on the event loop of the
-// worker the fiber runs on. Each worker keeps one uv_poll_t per fd it has waited on, left
-// registered while the fd stays open (no epoll_ctl per wait); several workers may each watch
-// the same fd. Registration switches the fd to O_NONBLOCK (libuv requires it).
+// worker the fiber runs on. Each worker adds an fd it waits on to an epoll set of its own,
+// once, edge-triggered, and leaves it there while the fd stays open (no epoll_ctl per wait);
+// several workers may each watch the same fd. Registration leaves the fd's flags alone (it
+// works on blocking fds; use MSG_DONTWAIT / RWF_NOWAIT or O_NONBLOCK for the retried call).
+// A wait first asks the kernel whether the fd is ready already (one poll(2) with a zero
+// timeout), unless `kAfterEagain` is passed: then the caller states that its own
+// non-blocking call on fd has just failed with EAGAIN, which is what the edge-triggered
+// registration relies on, and the probe is skipped (green::net and the shim do this).
 //
 // Readiness is a hint: the caller retries its syscall, which reports the exact errno
 // (ECONNREFUSED, EPIPE, ...). An error or hang-up on the fd counts as ready for both
@@ -25,7 +30,7 @@
 
 namespace green::io {
 
-enum Events : unsigned { kReadable = 1, kWritable = 2 };
+enum Events : unsigned { kReadable = 1, kWritable = 2, kAfterEagain = 4 };
 enum class WaitResult { kReady, kTimeout, kClosed, kCancelled, kDeadline };
 
 // Non-throwing core. `deadline` is absolute (detail::kNoDeadline for none).
@@ -35,8 +40,10 @@ GREEN_API WaitResult wait(int fd, unsigned events, std::chrono::steady_clock::ti
 // or the deadline; revents is not filled in: call poll(2) with a zero timeout afterwards to
 // learn which. This is what the shim's poll/select/epoll_wait are built on. Off a fiber it
 // blocks in poll(2).
+// `flags`: kAfterEagain or 0 (see above).
 GREEN_API WaitResult wait_any(const struct pollfd* fds, unsigned long n,
-                              std::chrono::steady_clock::time_point deadline) noexcept;
+                              std::chrono::steady_clock::time_point deadline,
+                              unsigned flags = 0) noexcept;
 
 // Throwing forms: true when ready, false on timeout; std::system_error(EBADF) if the fd was
 // closed while waiting; green::Cancelled / green::TimedOut when interrupted.
