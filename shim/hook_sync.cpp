@@ -23,9 +23,15 @@
 // wake-up is allowed by POSIX. The clock of a timed wait is read from the condvar
 // (__data.__wrefs bit 1, glibc >= 2.25 layout: CLOCK_MONOTONIC if set).
 //
+// rwlocks: a fiber takes them with the try-variants too; the write-owning fiber and the number
+// of fibers waiting to write live in padding of the object (see rw_waiting_writers), so a
+// re-lock by the writer answers EDEADLK as glibc does, and the writer-preferring kind
+// (PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP) holds new fiber readers back while a fiber
+// writer waits. glibc's default kind (and PREFER_WRITER_NP, which glibc treats the same)
+// prefers readers.
+//
 // Fidelity notes: robust/PI/PP and process-shared objects work but park by polling or block
-// (see sync_table.hpp "foreign"); a fiber re-locking an rwlock it holds waits forever instead
-// of getting EDEADLK.
+// (see sync_table.hpp "foreign"). An OS thread's reader does not see fiber writers waiting.
 #include <pthread.h>
 #include <semaphore.h>
 #include <sys/syscall.h>
@@ -145,7 +151,14 @@ struct CondUnlock {
   pthread_mutex_t* m;
 };
 
-int cond_wait_fiber(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline) {
+// A process-shared condvar may be signalled by another process, whose signal reaches only
+// glibc's own waiters: a fiber waiting on it wakes every 1-16 ms (sync_table's poll back-off)
+// and returns 0 -- a spurious wake-up, which POSIX allows and callers loop on.
+bool cond_pshared(const pthread_cond_t* c, bool old_abi) {
+  return !old_abi && (c->__data.__wrefs & 1) != 0;  // __PTHREAD_COND_SHARED_MASK
+}
+
+int cond_wait_fiber(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline, bool poll) {
   if (owned_type(kind_of(m)) && fiber_owner(m) != me()) return EPERM;
   stat_add(&Stats::cond_waits);
   tcb::cancel_point();  // a cancellation point; the mutex is still held, as POSIX wants
@@ -153,7 +166,7 @@ int cond_wait_fiber(pthread_cond_t* c, pthread_mutex_t* m, TimePoint deadline) {
   // visible to signalers (and the bucket lock is free again: the unlock may wake a mutex waiter
   // hashed to the same bucket).
   sync::WaitResult r = sync::wait_on(
-      c, deadline, false, nullptr, nullptr,
+      c, deadline, poll, nullptr, nullptr,
       [](void* p) { mutex_unlock_fiber(static_cast<pthread_mutex_t*>(p)); }, m);
   int lr = mutex_lock_fiber(m, kNoDeadline);
   if (lr != 0) return lr;
@@ -173,29 +186,92 @@ int cond_wait_any(pthread_cond_t* c, pthread_mutex_t* m, const timespec* abs, cl
     return real::pthread_cond_clockwait(c, m, clock, abs);
   }
   if (abs && !timespec_valid(abs)) return EINVAL;
-  return cond_wait_fiber(c, m, abs ? deadline_from_abs(clock, *abs) : kNoDeadline);
+  return cond_wait_fiber(c, m, abs ? deadline_from_abs(clock, *abs) : kNoDeadline,
+                         cond_pshared(c, real_wait != real::pthread_cond_wait));
 }
 
 // --- rwlocks and semaphores -----------------------------------------------------------------
 
-int rw_wait(pthread_rwlock_t* rw, bool write, TimePoint deadline) {
-  auto fn =
-      write
-          ? +[](void*
-                    p) { return real::pthread_rwlock_trywrlock(static_cast<pthread_rwlock_t*>(p)); }
-          : +[](void* p) {
-              return real::pthread_rwlock_tryrdlock(static_cast<pthread_rwlock_t*>(p));
-            };
+// glibc x86_64 pthread_rwlock_t: the shim keeps two things of its own in padding that glibc
+// zeroes in pthread_rwlock_init and PTHREAD_RWLOCK_INITIALIZER and never reads:
+//   __pad2             the fiber holding the write lock (glibc's __cur_writer is the worker's
+//                      tid, shared by all its fibers), for EDEADLK on a re-lock;
+//   __pad1[3..6]       the number of fibers waiting to write, which new fiber readers of a
+//                      PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP lock give way to.
+static_assert(sizeof(pthread_rwlock_t) == 56, "glibc x86_64 pthread_rwlock_t layout expected");
+static_assert(offsetof(pthread_rwlock_t, __data.__cur_writer) == 24, "glibc rwlock layout");
+static_assert(offsetof(pthread_rwlock_t, __data.__shared) == 28, "glibc rwlock layout");
+static_assert(offsetof(pthread_rwlock_t, __data.__pad1) == 33, "glibc rwlock layout");
+static_assert(offsetof(pthread_rwlock_t, __data.__pad2) == 40, "glibc rwlock layout");
+static_assert(offsetof(pthread_rwlock_t, __data.__flags) == 48, "glibc rwlock layout");
+
+unsigned* rw_waiting_writers(pthread_rwlock_t* rw) {
+  return reinterpret_cast<unsigned*>(reinterpret_cast<char*>(rw) + 36);  // 4-aligned
+}
+Task* rw_writer(const pthread_rwlock_t* rw) {
+  return reinterpret_cast<Task*>(__atomic_load_n(&rw->__data.__pad2, __ATOMIC_RELAXED));
+}
+void set_rw_writer(pthread_rwlock_t* rw, Task* t) {
+  __atomic_store_n(&rw->__data.__pad2, reinterpret_cast<unsigned long>(t), __ATOMIC_RELAXED);
+}
+bool rw_prefers_writer(const pthread_rwlock_t* rw) {
+  return rw->__data.__flags == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP;
+}
+// The calling fiber holds the write lock: glibc's owner is this OS thread and the shim's is
+// this fiber (both, so a stale pointer in a process-shared lock cannot match by accident).
+// glibc's __cur_writer is the kernel tid (the worker's; gettid() is the fiber-thread's own id).
+long kernel_tid() {
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "0"(long(SYS_gettid)) : "rcx", "r11", "memory");
+  return ret;
+}
+bool rw_held_by_me(const pthread_rwlock_t* rw) {
+  Task* t = me();
+  return t && rw_writer(rw) == t &&
+         __atomic_load_n(&rw->__data.__cur_writer, __ATOMIC_RELAXED) == kernel_tid();
+}
+
+int rw_try_read(void* p) {
+  auto* rw = static_cast<pthread_rwlock_t*>(p);
+  if (rw_prefers_writer(rw) && __atomic_load_n(rw_waiting_writers(rw), __ATOMIC_RELAXED) > 0)
+    return EBUSY;  // a writer waits: new readers queue behind it, as glibc's own waiters do
+  return real::pthread_rwlock_tryrdlock(rw);
+}
+int rw_try_write(void* p) {
+  auto* rw = static_cast<pthread_rwlock_t*>(p);
+  int r = real::pthread_rwlock_trywrlock(rw);
+  if (r == 0 && me()) set_rw_writer(rw, me());
+  return r;
+}
+
+// The fiber path of every blocking rwlock call, in glibc 2.36's order: the timeout's validity
+// (even when the lock is free), EDEADLK, one attempt, then park.
+int rw_lock_fiber(pthread_rwlock_t* rw, bool write, const timespec* abs, clockid_t clock) {
+  if (abs && !timespec_valid(abs)) return EINVAL;
+  if (rw_held_by_me(rw)) return EDEADLK;
+  int (*fn)(void*) = write ? rw_try_write : rw_try_read;
   int r = fn(rw);
   if (r != EBUSY) return r;
-  return wait_until_free(rw, fn, rw, deadline, rw->__data.__shared != 0);
+  TimePoint deadline = abs ? deadline_from_abs(clock, *abs) : kNoDeadline;
+  // Waiting writers are counted for every kind (cheap); only writer-preferring locks read it.
+  if (write) __atomic_fetch_add(rw_waiting_writers(rw), 1, __ATOMIC_SEQ_CST);
+  r = wait_until_free(rw, fn, rw, deadline, rw->__data.__shared != 0);
+  if (write) {
+    // seq_cst: readers that saw our count and parked must see it drop (they are woken below
+    // or by our unlock).
+    __atomic_fetch_sub(rw_waiting_writers(rw), 1, __ATOMIC_SEQ_CST);
+    if (r != 0 && rw_prefers_writer(rw)) sync::wake_all(rw);  // readers held back by us
+  }
+  return r;
 }
 
 bool sem_shared(const sem_t* s) {
-  // glibc's struct new_sem: uint64 data; int private (0: FUTEX_SHARED).
+  // glibc's struct new_sem: uint64 data; int private. sem_init stores glibc's LLL_SHARED
+  // there for a process-shared semaphore, which is 128 (the value is inverted on its way to
+  // the futex call), and LLL_PRIVATE (0) for a private one.
   int priv;
   __builtin_memcpy(&priv, reinterpret_cast<const char*>(s) + 8, sizeof priv);
-  return priv == 0;
+  return priv != 0;
 }
 
 int sem_try(void* p) {
@@ -314,51 +390,48 @@ GREEN_HOOK(pthread_cond_broadcast_225) {
 
 GREEN_HOOK(pthread_rwlock_rdlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_rdlock(rw);
-  return rw_wait(rw, false, kNoDeadline);
+  return rw_lock_fiber(rw, false, nullptr, CLOCK_REALTIME);
 }
 GREEN_HOOK(pthread_rwlock_wrlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_wrlock(rw);
-  return rw_wait(rw, true, kNoDeadline);
+  return rw_lock_fiber(rw, true, nullptr, CLOCK_REALTIME);
 }
 GREEN_HOOK(pthread_rwlock_tryrdlock) {
-  return real::pthread_rwlock_tryrdlock(rw);
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_tryrdlock(rw);
+  return rw_try_read(rw);
 }
 GREEN_HOOK(pthread_rwlock_trywrlock) {
-  return real::pthread_rwlock_trywrlock(rw);
+  if (mode() != Mode::kFiber) return real::pthread_rwlock_trywrlock(rw);
+  return rw_try_write(rw);
 }
 GREEN_HOOK(pthread_rwlock_timedrdlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_timedrdlock(rw, abs);
-  int r = real::pthread_rwlock_tryrdlock(rw);
-  if (r != EBUSY) return r;
-  if (!timespec_valid(abs)) return EINVAL;
-  return rw_wait(rw, false, deadline_from_abs(CLOCK_REALTIME, *abs));
+  return rw_lock_fiber(rw, false, abs, CLOCK_REALTIME);
 }
 GREEN_HOOK(pthread_rwlock_timedwrlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_timedwrlock(rw, abs);
-  int r = real::pthread_rwlock_trywrlock(rw);
-  if (r != EBUSY) return r;
-  if (!timespec_valid(abs)) return EINVAL;
-  return rw_wait(rw, true, deadline_from_abs(CLOCK_REALTIME, *abs));
+  return rw_lock_fiber(rw, true, abs, CLOCK_REALTIME);
 }
 GREEN_HOOK(pthread_rwlock_clockrdlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_clockrdlock(rw, clock, abs);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
-  int r = real::pthread_rwlock_tryrdlock(rw);
-  if (r != EBUSY) return r;
-  if (!timespec_valid(abs)) return EINVAL;
-  return rw_wait(rw, false, deadline_from_abs(clock, *abs));
+  return rw_lock_fiber(rw, false, abs, clock);
 }
 GREEN_HOOK(pthread_rwlock_clockwrlock) {
   if (mode() != Mode::kFiber) return real::pthread_rwlock_clockwrlock(rw, clock, abs);
   if (clock != CLOCK_REALTIME && clock != CLOCK_MONOTONIC) return EINVAL;
-  int r = real::pthread_rwlock_trywrlock(rw);
-  if (r != EBUSY) return r;
-  if (!timespec_valid(abs)) return EINVAL;
-  return rw_wait(rw, true, deadline_from_abs(clock, *abs));
+  return rw_lock_fiber(rw, true, abs, clock);
 }
 GREEN_HOOK(pthread_rwlock_unlock) {
+  // The write owner is forgotten before the real unlock: the next writer records itself after.
+  bool was_writer = mode() == Mode::kFiber && rw_held_by_me(rw);
+  if (was_writer) set_rw_writer(rw, nullptr);
   int r = real::pthread_rwlock_unlock(rw);
-  if (r == 0) sync::wake_all(rw);
+  if (r == 0) {
+    sync::wake_all(rw);
+  } else if (was_writer) {
+    set_rw_writer(rw, me());
+  }
   return r;
 }
 
