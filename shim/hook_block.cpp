@@ -64,7 +64,6 @@
 #include <cstdint>
 
 #include "common.hpp"
-#include "green/detail/task.hpp"
 #include "green/offload.hpp"
 #include "sync_table.hpp"
 
@@ -190,23 +189,18 @@ long futex_any(long a1, long a2, long a3, long a4, long a5, long a6) {
   switch (cmd) {
     case FUTEX_WAIT:
     case FUTEX_WAIT_BITSET:
-      // Only where the runtime itself would park a fiber: code the runtime runs between two
-      // fibers (Worker::context_done creating a context, hitting a contended C++ static's
-      // __cxa_guard_acquire) has the fiber's thread state but no task, and must wait in the
-      // kernel like any OS thread.
-      if (mode() == Mode::kFiber && green::detail::current_task() != nullptr)
+      if (mode() == Mode::kFiber)
         return futex_wait_fiber(uaddr, op, val, reinterpret_cast<const timespec*>(a4), val3);
       break;
     case FUTEX_WAKE:
     case FUTEX_WAKE_BITSET:
-      // In every mode, runtime-internal code included (a __cxa_guard_release in the runtime
-      // may be what a fiber's static initialization waits for).
+      if (mode() == Mode::kRaw) break;
       return futex_wake_any(uaddr, op, static_cast<int>(val), val3);
     case FUTEX_REQUEUE:
     case FUTEX_CMP_REQUEUE:
     case FUTEX_WAKE_OP: {
       long r = raw_syscall6(SYS_futex, a1, a2, a3, a4, a5, a6);
-      if (r >= 0) {
+      if (r >= 0 && mode() != Mode::kRaw) {
         int saved = errno;
         r += sync::wake_futex(uaddr, INT_MAX, FUTEX_BITSET_MATCH_ANY);
         if (cmd == FUTEX_WAKE_OP)

@@ -31,29 +31,14 @@ namespace green::detail {
 
 namespace {
 
-// The futex system call itself, not libc's syscall(): the shim interposes syscall() and turns
-// a fiber's SYS_futex waits into parks (shim/hook_block.cpp), which must never happen to the
-// runtime's own OS-thread waits (a park inside park; a wake from the scheduler context that
-// misses a waiter parked in the shim's table). Same reason as spin.hpp's raw sched_yield.
-long raw_futex(void* addr, int op, std::uint32_t val, const timespec* rel) noexcept {
-  long ret;
-  register long r10 __asm__("r10") = reinterpret_cast<long>(rel);
-  register long r8 __asm__("r8") = 0;
-  register long r9 __asm__("r9") = 0;
-  __asm__ volatile("syscall"
-                   : "=a"(ret)
-                   : "0"(long(SYS_futex)), "D"(addr), "S"(long(op)), "d"(long(val)), "r"(r10),
-                     "r"(r8), "r"(r9)
-                   : "rcx", "r11", "memory");
-  return ret;
-}
-
 void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected, const timespec* rel) {
-  raw_futex(addr, FUTEX_WAIT_PRIVATE, expected, rel);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, expected, rel,
+          nullptr, 0);
 }
 
 void futex_wake(std::atomic<std::uint32_t>* addr) {
-  raw_futex(addr, FUTEX_WAKE_PRIVATE, 1, nullptr);
+  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, 1, nullptr,
+          nullptr, 0);
 }
 
 WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {

@@ -30,19 +30,12 @@ long max_map_count() {
   return 65530;
 }
 
-// No function-local statics on this path: their initialization guard waits with a futex
-// through libc's syscall(), which the shim turns into a park -- of a fiber that is in the
-// middle of allocating a stack, letting another fiber of the worker into this pool. A racy
-// but idempotent computation instead (relaxed: every thread computes the same value).
-std::atomic<long> g_budget{0};
 long guard_budget() {
-  long b = g_budget.load(std::memory_order_relaxed);
-  if (b == 0) {
+  static const long budget = [] {
     long m = max_map_count();
-    b = (m - m / 4) / 2;
-    g_budget.store(b, std::memory_order_relaxed);
-  }
-  return b;
+    return (m - m / 4) / 2;
+  }();
+  return budget;
 }
 
 // `alternative`: what else the user can do under the current policy.
@@ -58,13 +51,8 @@ constexpr const char* kSilence = "set GREEN_STACK_GUARD=never to silence this";
 }  // namespace
 
 std::size_t StackPool::page_size() {
-  static std::atomic<std::size_t> page{0};  // constant-initialized: no guard (see above)
-  std::size_t p = page.load(std::memory_order_relaxed);
-  if (p == 0) {
-    p = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
-    page.store(p, std::memory_order_relaxed);
-  }
-  return p;
+  static const std::size_t page = static_cast<std::size_t>(sysconf(_SC_PAGESIZE));
+  return page;
 }
 
 std::size_t Stack::usable() const { return guarded ? size - StackPool::page_size() : size; }
