@@ -78,10 +78,8 @@ int main(void) {
   CHECK(pthread_mutex_unlock(&g_mu) == 0);
   for (int i = 0; i < kBurst; i++) CHECK(pthread_join(g_ids[i], NULL) == 0);
   int maps_end = map_count();
-  fprintf(stderr,
-          "thread_churn: mappings after 50000 joined %d, with 20000 alive %d, after "
-          "those joined %d\n",
-          maps_after_churn, maps_burst, maps_end);
+  fprintf(stderr, "thread_churn: mappings after 50000 joined %d, with 20000 alive %d, after "
+          "those joined %d\n", maps_after_churn, maps_burst, maps_end);
   /* a mapping or two per thread that once lived would be >= 20000 */
   CHECK(maps_end < 12000);
   check_os_threads("thread_churn");
