@@ -314,6 +314,9 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     case WakeReason::kCancelled:
       result = io::WaitResult::kCancelled;
       break;
+    case WakeReason::kInterrupted:
+      result = io::WaitResult::kInterrupted;
+      break;
     default:
       result = io::WaitResult::kClosed;
       break;
@@ -389,6 +392,8 @@ bool wait_throwing(int fd, unsigned events, std::chrono::nanoseconds timeout) {
       [[fallthrough]];
     case WaitResult::kClosed:
       break;
+    case WaitResult::kInterrupted:
+      return true;  // only the shim interrupts: look again
   }
   throw std::system_error(EBADF, std::generic_category(), "green::io::wait");
 }
