@@ -58,6 +58,7 @@ int offload_call(F&& fn) {
         j->herr = h_errno;
       },
       &job);
+  signals::interrupted();  // handlers of signals that came meanwhile run as the call returns
   g.restore();
   h_errno = job.herr;
   return job.err;

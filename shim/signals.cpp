@@ -316,6 +316,12 @@ void forward(pid_t tid, int s) {
 void post(ShimThread* t, int s) {
   SigThread& st = t->sig;
   std::uint64_t b = bit(s);
+  // An ignored signal the target does not block is discarded now, not left pending.
+  auto h = g_act[s].handler.load(std::memory_order_acquire);
+  if (!(st.mask.load(std::memory_order_seq_cst) & b) &&
+      (h == reinterpret_cast<std::uintptr_t>(SIG_IGN) ||
+       (h == reinterpret_cast<std::uintptr_t>(SIG_DFL) && (kDefaultIgnore & b))))
+    return;
   // seq_cst: pairs with the target's seq_cst mask/waitset stores followed by pending loads.
   st.pending.fetch_or(b, std::memory_order_seq_cst);
   bool unblocked = !(st.mask.load(std::memory_order_seq_cst) & b);
