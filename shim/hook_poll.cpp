@@ -24,8 +24,8 @@
 #include "common.hpp"
 #include "fd_table.hpp"
 #include "green/io.hpp"
-#include "thread_tcb.hpp"
 #include "signals.hpp"
+#include "thread_tcb.hpp"
 
 extern "C" [[noreturn]] void __chk_fail(void);
 

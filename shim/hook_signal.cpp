@@ -1,4 +1,4 @@
-// Hooks: sigaction, signal, sigprocmask, pthread_sigmask, sigpending, raise, sigwait,
+// Hooks: sigaction, signal, sigprocmask, pthread_sigmask, sigpending, raise, kill, sigwait,
 // sigwaitinfo, sigtimedwait, sigsuspend, pause. The model and the state are in
 // signals.{hpp,cpp}; this file only decides, per call, whether the shim manages it:
 //   * sigaction/signal: whenever signals are managed (signals::active()), from any caller but
@@ -90,6 +90,14 @@ GREEN_HOOK(raise) {
     return -1;
   }
   return 0;
+}
+
+// kill(getpid()) from a fiber-thread: the kernel would deliver it before kill returns if the
+// caller takes it (Linux: the leader first, then the caller); the shim does the same.
+GREEN_HOOK(kill) {
+  ShimThread* t = pid == getpid() ? managed_caller() : nullptr;
+  if (t && signals::kill_self(t, s)) return 0;
+  return real::kill(pid, s);
 }
 
 GREEN_HOOK(sigwait) {

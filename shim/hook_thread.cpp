@@ -1,6 +1,6 @@
 // Hooks: pthread_create/join/tryjoin/timedjoin/detach/exit/self/equal, pthread_setname_np/
-// getname_np/kill/cancel for fiber-thread ids (kill: routed by signals.cpp), gettid/tgkill/syscall (fiber-thread ids),
-// pthread_once, pthread_key_create/delete/getspecific/setspecific.
+// getname_np/kill/cancel for fiber-thread ids (kill: routed by signals.cpp), gettid/tgkill/syscall
+// (fiber-thread ids), pthread_once, pthread_key_create/delete/getspecific/setspecific.
 //
 // pthread_create on a fiber (GREEN_THREADS=fibers, the default) spawns a green fiber instead of
 // an OS thread. With thread identities (thread_tcb.hpp; GREEN_THREAD_TLS=auto) the fiber gets

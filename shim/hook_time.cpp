@@ -12,8 +12,8 @@
 
 #include "common.hpp"
 #include "green/fiber.hpp"
-#include "thread_tcb.hpp"
 #include "signals.hpp"
+#include "thread_tcb.hpp"
 
 using namespace green::shim;
 using green::detail::WakeReason;

@@ -544,6 +544,29 @@ int send_to(ShimThread* t, int s) noexcept {
   return 0;
 }
 
+bool kill_self(ShimThread* cur, int s) noexcept {
+  if (s < 1 || s > kMaxSig || !managed(s) || !g_act[s].taken.load(std::memory_order_acquire))
+    return false;
+  record(s, SI_USER, g_pid, getuid(), nullptr);
+  bool direct = false;
+  g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
+  ShimThread* t = choose(s, cur);
+  if (!t) {
+    g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
+  } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
+    cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
+    direct = true;
+  } else {
+    post(t, s);
+  }
+  g_walkers.fetch_sub(1, std::memory_order_seq_cst);
+  if (direct) {
+    bool restart = true;
+    deliver_pending(cur, &restart, nullptr);
+  }
+  return true;
+}
+
 // --- bodies of the hooks (hook_signal.cpp) ------------------------------------------------
 
 int do_sigaction(int s, const struct sigaction* act, struct sigaction* old) noexcept {

@@ -95,6 +95,11 @@ Intr interrupted() noexcept;
 // pthread_kill/raise for a fiber-thread target `t` (async-signal-safe). Returns 0 or EINVAL.
 int send_to(ShimThread* t, int signo) noexcept;
 
+// kill(getpid(), signo) from fiber-thread `cur`: routed like a process-directed signal without
+// the kernel, the handler running before the call returns if `cur` takes it. False: not a
+// signal the shim manages now (the caller does the real kill).
+bool kill_self(ShimThread* cur, int signo) noexcept;
+
 // The calling fiber-thread if the shim manages its signals, else nullptr (signal-safe).
 ShimThread* self() noexcept;
 
