@@ -179,6 +179,7 @@ io::WaitResult result_of(WakeReason r) {
     case WakeReason::kTimeout: return io::WaitResult::kTimeout;
     case WakeReason::kDeadline: return io::WaitResult::kDeadline;
     case WakeReason::kCancelled: return io::WaitResult::kCancelled;
+    case WakeReason::kInterrupted: return io::WaitResult::kInterrupted;  // the shim's signals
     default: return io::WaitResult::kClosed;
   }
 }
