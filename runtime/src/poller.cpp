@@ -179,7 +179,8 @@ io::WaitResult result_of(WakeReason r) {
     case WakeReason::kTimeout: return io::WaitResult::kTimeout;
     case WakeReason::kDeadline: return io::WaitResult::kDeadline;
     case WakeReason::kCancelled: return io::WaitResult::kCancelled;
-    case WakeReason::kInterrupted: return io::WaitResult::kInterrupted;  // shim signals
+    case WakeReason::kInterrupted:
+      return io::WaitResult::kInterrupted;  // shim signals
     default: return io::WaitResult::kClosed;
   }
 }
