@@ -33,6 +33,7 @@
 #include "green/io.hpp"
 #include "green/runtime.hpp"
 #include "io_core.hpp"
+#include "signals.hpp"
 
 extern "C" [[noreturn]] void __chk_fail(void);
 
@@ -126,6 +127,20 @@ bool wait_ready(IoCall& c) noexcept {
       return false;
     case io::WaitResult::kClosed:
       errno = EBADF;
+      return false;
+    case io::WaitResult::kInterrupted:
+      // A signal for this fiber-thread: its handlers run now. signal(7): these calls restart
+      // under SA_RESTART unless the socket has a timeout for this direction.
+      switch (signals::interrupted()) {
+        case signals::Intr::kNone:
+          return true;  // delivered elsewhere already: just retry
+        case signals::Intr::kRestart:
+          if (c.deadline == kNoDeadline) return true;
+          break;
+        case signals::Intr::kEintr:
+          break;
+      }
+      errno = EINTR;
       return false;
     default:
       errno = EINTR;
@@ -582,9 +597,14 @@ GREEN_HOOK(connect) {
     if (errno != EINPROGRESS) return -1;
     break;
   }
-  if (!wait_ready(c)) {
-    if (errno == EAGAIN) errno = EINPROGRESS;  // SO_SNDTIMEO expired (socket(7))
-    return -1;
+  for (;;) {
+    if (!wait_ready(c)) {
+      if (errno == EAGAIN) errno = EINPROGRESS;  // SO_SNDTIMEO expired (socket(7))
+      return -1;
+    }
+    // A restart after a signal's handler (or a spurious wake) comes back here early.
+    pollfd p{fd, POLLOUT, 0};
+    if (real::poll(&p, 1, 0) != 0) break;
   }
   int err = 0;
   socklen_t len = sizeof err;

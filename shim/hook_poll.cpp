@@ -24,6 +24,7 @@
 #include "common.hpp"
 #include "fd_table.hpp"
 #include "green/io.hpp"
+#include "signals.hpp"
 #include "thread_tcb.hpp"
 
 extern "C" [[noreturn]] void __chk_fail(void);
@@ -82,10 +83,21 @@ int poll_fiber(pollfd* fds, nfds_t n, TimePoint d) {
       g.restore();
       return 0;
     }
-    io::WaitResult w = n == 0 ? (sleep_until(d) == green::detail::WakeReason::kTimeout
-                                     ? io::WaitResult::kTimeout
-                                     : io::WaitResult::kCancelled)
-                              : wait_any(fds, n, d);
+    io::WaitResult w = io::WaitResult::kReady;
+    if (n == 0) {
+      auto r = sleep_until(d);
+      w = r == green::detail::WakeReason::kTimeout       ? io::WaitResult::kTimeout
+          : r == green::detail::WakeReason::kInterrupted ? io::WaitResult::kInterrupted
+                                                         : io::WaitResult::kCancelled;
+    } else {
+      w = wait_any(fds, n, d);
+    }
+    if (w == io::WaitResult::kInterrupted) {
+      // signal(7): poll and select never restart. Nothing delivered: a spurious wake.
+      if (signals::interrupted() == signals::Intr::kNone) continue;
+      errno = EINTR;
+      return -1;
+    }
     if (w == io::WaitResult::kTimeout) {
       if (n == 0) {
         g.restore();
@@ -166,6 +178,11 @@ int epoll_fiber(int ep, epoll_event* ev, int max, TimePoint d) {
     io::WaitResult w = io::wait(ep, io::kReadable | io::kAfterEagain, d);
     if (w == io::WaitResult::kClosed) {
       errno = EBADF;
+      return -1;
+    }
+    if (w == io::WaitResult::kInterrupted) {  // epoll_wait never restarts (signal(7))
+      if (signals::interrupted() == signals::Intr::kNone) continue;
+      errno = EINTR;
       return -1;
     }
     if (w == io::WaitResult::kCancelled || w == io::WaitResult::kDeadline) {

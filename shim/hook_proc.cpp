@@ -32,6 +32,7 @@
 #include "fd_table.hpp"
 #include "green/offload.hpp"
 #include "green/runtime.hpp"
+#include "signals.hpp"
 
 using namespace green::shim;
 
@@ -57,6 +58,7 @@ int offload_call(F&& fn) {
         j->herr = h_errno;
       },
       &job);
+  signals::interrupted();  // handlers of signals that came meanwhile run as the call returns
   g.restore();
   h_errno = job.herr;
   return job.err;
@@ -86,11 +88,13 @@ GREEN_HOOK(exit) {
 
 GREEN_HOOK(fork) {
   bool runtime = green::running();
+  std::uint64_t mask = signals::fork_mask();
   pid_t p = real::fork();
   if (p > 0) fds::forked();  // the child shares every description: re-read cached flags
   if (p == 0 && runtime) {
     g_disabled = true;
     g_fork_child = true;
+    signals::after_fork_child(mask);  // the program's dispositions and this thread's mask
   }
   return p;
 }

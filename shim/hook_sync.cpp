@@ -96,8 +96,10 @@ bool retry_attempt(void* p) {
   return a->result != EBUSY && a->result != EAGAIN;
 }
 
-// Parks until fn(obj) stops answering EBUSY/EAGAIN ("busy") or `deadline` passes.
-int wait_until_free(const void* addr, int (*fn)(void*), void* obj, TimePoint deadline, bool poll) {
+// Parks until fn(obj) stops answering EBUSY/EAGAIN ("busy") or `deadline` passes; with
+// `eintr`, a signal handler that ran without SA_RESTART ends the wait with EINTR.
+int wait_until_free(const void* addr, int (*fn)(void*), void* obj, TimePoint deadline, bool poll,
+                    bool eintr = false) {
   Attempt a{fn, obj, EBUSY};
   stat_add(&Stats::lock_waits);
   for (;;) {
@@ -106,6 +108,7 @@ int wait_until_free(const void* addr, int (*fn)(void*), void* obj, TimePoint dea
     a.result = fn(obj);
     if (a.result != EBUSY && a.result != EAGAIN) return a.result;
     if (r == sync::WaitResult::kTimedOut) return ETIMEDOUT;
+    if (r == sync::WaitResult::kInterrupted && eintr) return EINTR;
   }
 }
 
@@ -291,7 +294,7 @@ int sem_wait_fiber(sem_t* s, const timespec* abs, clockid_t clock) {
       return -1;
     }
     r = wait_until_free(s, sem_try, s, abs ? deadline_from_abs(clock, *abs) : kNoDeadline,
-                        sem_shared(s));
+                        sem_shared(s), true);
   }
   if (r != 0) {
     errno = r;

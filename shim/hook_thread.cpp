@@ -1,6 +1,6 @@
 // Hooks: pthread_create/join/tryjoin/timedjoin/detach/exit/self/equal, pthread_setname_np/
-// getname_np/kill/cancel for fiber-thread ids, gettid/tgkill/syscall (fiber-thread ids),
-// pthread_once, pthread_key_create/delete/getspecific/setspecific.
+// getname_np/kill/cancel for fiber-thread ids (kill: routed by signals.cpp), gettid/tgkill/syscall
+// (fiber-thread ids), pthread_once, pthread_key_create/delete/getspecific/setspecific.
 //
 // pthread_create on a fiber (GREEN_THREADS=fibers, the default) spawns a green fiber instead of
 // an OS thread. With thread identities (thread_tcb.hpp; GREEN_THREAD_TLS=auto) the fiber gets
@@ -111,10 +111,6 @@ void vtid_remove(ShimThread* t) {
   g_vtid_lock.unlock();
 }
 
-bool is_shim(pthread_t t) {
-  return thread_of(t) != nullptr;
-}
-
 void destroy(ShimThread* t) {
   if (t->adopted || t == &g_main_thread) return;
   t->magic = 0;
@@ -155,6 +151,7 @@ void* call_start(void* p) {
 void thread_body(ShimThread* t) {
   detail::Task* task = green::detail::current_task();
   task->shim_data_ = t;
+  signals::thread_start(t);
   void* result = nullptr;
   if (t->tp) {
     tcb::on_start(t->tp);
@@ -163,6 +160,7 @@ void thread_body(ShimThread* t) {
     result = call_start(t);
   }
   run_key_destructors(t);
+  signals::thread_exit(t);  // before the identity goes: no signal targets it now
   if (t->tp) tcb::on_exit(t->tp);
   task->shim_data_ = nullptr;
   finish(t, result);
@@ -186,6 +184,7 @@ int create_fiber(pthread_t* out, const pthread_attr_t* attr, void* (*fn)(void*),
   int detach = PTHREAD_CREATE_JOINABLE;
   if (attr) pthread_attr_getdetachstate(attr, &detach);
   t->detached = detach == PTHREAD_CREATE_DETACHED;
+  signals::inherit(t);  // POSIX: the new thread starts with its creator's signal mask
   g_live_lock.lock();
   ++g_live;
   g_live_lock.unlock();
@@ -273,6 +272,11 @@ int join_shim(ShimThread* t, void** ret, TimePoint deadline, bool try_only) {
       }
       t->lock.lock();
       t->joiners.remove(&w);
+      if (r == WakeReason::kInterrupted) {  // a signal's handler runs; join never fails EINTR
+        t->lock.unlock();
+        signals::interrupted();
+        t->lock.lock();
+      }
       if (!t->done && r == WakeReason::kTimeout && deadline != kNoDeadline &&
           Clock::now() >= deadline) {
         t->joining = false;
@@ -377,6 +381,7 @@ void adopt_main_thread() noexcept {
   g_main_thread.vtid = getpid();
   green::detail::current_task()->shim_data_ = &g_main_thread;
   tcb::main_fiber_started(&g_main_thread);
+  signals::enable_main(&g_main_thread);
 }
 
 void run_key_destructors(ShimThread* t) noexcept {
@@ -426,10 +431,11 @@ void wait_all_threads() noexcept {
     }
     detail::Waiter w;
     g_all_done.push_back(&w);
-    detail::park(w, kNoDeadline, detail::unlocker(g_live_lock));
+    WakeReason r = detail::park(w, kNoDeadline, detail::unlocker(g_live_lock));
     g_live_lock.lock();
     g_all_done.remove(&w);
     g_live_lock.unlock();
+    if (r == WakeReason::kInterrupted) signals::interrupted();
   }
 }
 
@@ -489,7 +495,9 @@ GREEN_HOOK(pthread_exit) {
 }
 
 GREEN_HOOK(pthread_self) {
-  if (mode() != Mode::kFiber) return real::pthread_self();
+  // In a handler the shim runs in signal context on a fiber (signals.hpp) hooks are raw, but
+  // the handler is still on its fiber-thread.
+  if (mode() != Mode::kFiber && !signals::in_direct_handler()) return real::pthread_self();
   if (green::detail::current_task()->tp_) return real::pthread_self();  // own identity: its TP
   return reinterpret_cast<pthread_t>(current_thread());
 }
@@ -533,11 +541,10 @@ GREEN_HOOK(pthread_cancel) {
 }
 
 GREEN_HOOK(pthread_kill) {
-  if (!is_shim(th)) return real::pthread_kill(th, sig);
+  ShimThread* t = thread_of(th);
+  if (!t) return real::pthread_kill(th, sig);
   if (sig < 0 || sig >= _NSIG) return EINVAL;
-  if (sig == 0) return 0;
-  // A fiber-thread has no OS thread of its own: the signal goes to the process (documented).
-  return kill(getpid(), sig) == 0 ? 0 : errno;
+  return signals::send_to(t, sig);  // pending on t (signals.hpp); signal-safe
 }
 
 // gettid() on a fiber-thread: its own id (the main fiber: the pid; others: kVtidBase + n,
@@ -553,7 +560,9 @@ GREEN_HOOK(gettid) {
 // tgkill to a fiber-thread's id: what pthread_kill does for it; an unknown id of that range
 // is ESRCH, as for an exited thread.
 GREEN_HOOK(tgkill) {
-  if (tid >= kVtidBase) {
+  // The main fiber's id is the pid: with signals managed (signals.hpp) it names the main
+  // fiber-thread, not the process's first OS thread.
+  if (tid >= kVtidBase || (tid == g_main_thread.vtid && tid != 0 && signals::active())) {
     ShimThread* t = thread_of_tid(tid);
     if (!t || tgid != getpid()) {
       errno = ESRCH;

@@ -12,6 +12,7 @@
 
 #include "common.hpp"
 #include "green/fiber.hpp"
+#include "signals.hpp"
 #include "thread_tcb.hpp"
 
 using namespace green::shim;
@@ -32,11 +33,15 @@ void fill_left(TimePoint d, timespec* rem) {
 int fiber_sleep(TimePoint d, timespec* rem) {
   stat_add(&Stats::sleeps);
   tcb::cancel_point();  // sleeps are cancellation points (POSIX)
-  WakeReason r = sleep_until(d);
-  if (r == WakeReason::kTimeout) return 0;
-  tcb::cancel_point();  // woken by pthread_cancel: acts if enabled
-  fill_left(d, rem);
-  return EINTR;
+  for (;;) {
+    WakeReason r = sleep_until(d);
+    if (r == WakeReason::kTimeout) return 0;
+    tcb::cancel_point();  // woken by pthread_cancel: acts if enabled
+    // A signal: its handlers run; sleeps never restart (signal(7)). Nothing delivered: go on.
+    if (r == WakeReason::kInterrupted && signals::interrupted() == signals::Intr::kNone) continue;
+    fill_left(d, rem);
+    return EINTR;
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // The address-keyed wait table (see sync_table.hpp for the protocol).
 #include "sync_table.hpp"
+#include "signals.hpp"
 
 #include <atomic>
 
@@ -84,6 +85,12 @@ WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry
       if (deadline != kNoDeadline && Clock::now() >= deadline) return WaitResult::kTimedOut;
       if (t_poll_ms < 16) t_poll_ms *= 2;
       return WaitResult::kWoken;
+    case WakeReason::kInterrupted:
+      // A signal: its handlers run here, off the wait list. kWoken makes the caller look
+      // again and wait on (SA_RESTART, or nothing delivered); kInterrupted lets calls that
+      // can fail with EINTR (sem_wait) do so.
+      return signals::interrupted() == signals::Intr::kEintr ? WaitResult::kInterrupted
+                                                             : WaitResult::kWoken;
     default:
       return WaitResult::kInterrupted;
   }

@@ -23,6 +23,7 @@
 
 #include "common.hpp"
 #include "green/detail/wait.hpp"
+#include "signals.hpp"
 
 namespace green::shim {
 
@@ -50,6 +51,7 @@ struct ShimThread {
                             // nullptr: shares its worker's (pthread_t == this)
   int vtid = 0;             // what gettid() returns on it (0: the worker's tid)
   detail::Task* task = nullptr;  // its fiber while !done (guarded by lock): pthread_cancel
+  signals::SigThread sig;        // mask, pending signals, registry link (signals.hpp)
 };
 
 // The calling fiber's ShimThread (created on demand). Must be called on a fiber.

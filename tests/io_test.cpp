@@ -39,6 +39,8 @@ const char* name(WaitResult r) {
       return "kCancelled";
     case WaitResult::kDeadline:
       return "kDeadline";
+    case WaitResult::kInterrupted:
+      return "kInterrupted";
   }
   return "?";
 }

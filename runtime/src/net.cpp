@@ -48,6 +48,8 @@ bool wait_io(int fd, unsigned events, detail::TimePoint deadline) {
     case io::WaitResult::kDeadline:
       detail::throw_if_interrupted(detail::WakeReason::kDeadline);
       break;
+    case io::WaitResult::kInterrupted:
+      return true;  // only the shim interrupts: look again
     case io::WaitResult::kClosed: break;
   }
   throw_errno(EBADF, "green::net: socket closed while waiting");

@@ -103,6 +103,13 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   if (interruptible && ts.cancel_pending.load(std::memory_order_relaxed)) {
     wake(&w, WakeReason::kCancelled);
   }
+  // An interrupt_task() that came before this point (its flag store is seq_cst, and so is
+  // this exchange) ends the wait at once; one that comes later finds waiter_ set when our
+  // worker drains its interrupt list (that runs on this thread, after we switched away).
+  if (interruptible && ts.interrupt_pending.load(std::memory_order_seq_cst) &&
+      ts.interrupt_pending.exchange(false, std::memory_order_seq_cst)) {
+    wake(&w, WakeReason::kInterrupted);
+  }
   if (deadline != kNoDeadline) {
     if (Clock::now() >= deadline) {
       wake(&w, WakeReason::kTimeout);

@@ -179,6 +179,8 @@ io::WaitResult result_of(WakeReason r) {
     case WakeReason::kTimeout: return io::WaitResult::kTimeout;
     case WakeReason::kDeadline: return io::WaitResult::kDeadline;
     case WakeReason::kCancelled: return io::WaitResult::kCancelled;
+    case WakeReason::kInterrupted:
+      return io::WaitResult::kInterrupted;  // shim signals
     default: return io::WaitResult::kClosed;
   }
 }
@@ -314,6 +316,9 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     case WakeReason::kCancelled:
       result = io::WaitResult::kCancelled;
       break;
+    case WakeReason::kInterrupted:
+      result = io::WaitResult::kInterrupted;
+      break;
     default:
       result = io::WaitResult::kClosed;
       break;
@@ -389,6 +394,8 @@ bool wait_throwing(int fd, unsigned events, std::chrono::nanoseconds timeout) {
       [[fallthrough]];
     case WaitResult::kClosed:
       break;
+    case WaitResult::kInterrupted:
+      return true;  // only the shim interrupts: look again
   }
   throw std::system_error(EBADF, std::generic_category(), "green::io::wait");
 }

@@ -55,6 +55,23 @@ void Task::cancel() noexcept {
   }
 }
 
+// Interrupts (signals for fiber-threads, see hooks.hpp). Async-signal-safe: no locks, no
+// allocation. interrupt_pending says "end the next interruptible wait"; interrupt_queued makes
+// the task appear at most once on its home worker's list (a Treiber stack the worker empties
+// with one exchange, so there is no ABA). The list holds a reference. A task without a home
+// has not started: its first interruptible park sees the flag.
+void interrupt_task(Task* t) noexcept {
+  TaskState& s = task_state(t);
+  // seq_cst: pairs with park()'s seq_cst load of the flag after it published waiter, and with
+  // the worker clearing interrupt_queued before it looks at the flag.
+  s.interrupt_pending.store(true, std::memory_order_seq_cst);
+  auto* home = static_cast<Worker*>(s.home.load(std::memory_order_seq_cst));
+  if (!home) return;
+  if (s.interrupt_queued.exchange(true, std::memory_order_seq_cst)) return;
+  t->ref();
+  home->post_interrupt(t);
+}
+
 void finish_task(Task* t) noexcept {
   TaskState& s = task_state(t);
   s.join_lock.lock();

@@ -16,6 +16,9 @@
 //   error               : written by the task before kDone (or by the worker that failed to
 //                         start it), read by the joiner after done() (release/acquire)
 //   join_lock, joiners  : joiners is guarded by join_lock
+//   interrupt_pending, interrupt_queued, interrupt_next : interrupt_task() (task.cpp) and the
+//                         home worker's drain_interrupts (worker.cpp); next is written by the
+//                         pusher before its release CAS
 #pragma once
 
 #include <atomic>
@@ -40,6 +43,9 @@ struct TaskState {
   std::atomic<std::uint32_t> state{kQueued};
   std::atomic<bool> cancel_pending{false};    // consumed when delivered
   std::atomic<bool> cancel_requested{false};  // sticky
+  std::atomic<bool> interrupt_pending{false};  // interrupt_task(): consumed by park/the worker
+  std::atomic<bool> interrupt_queued{false};   // on home's interrupt list
+  Task* interrupt_next = nullptr;              // link in that list
   bool deadline_fired = false;
   SpinLock join_lock;
 

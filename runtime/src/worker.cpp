@@ -380,6 +380,40 @@ void Worker::post_cancel(Task* t) {
   notify();
 }
 
+void Worker::post_interrupt(Task* t) noexcept {
+  TaskState& ts = task_state(t);
+  Task* head = interrupts_.load(std::memory_order_relaxed);
+  do {
+    ts.interrupt_next = head;
+    // acq_rel: the drain's exchange sees interrupt_next (release); and if this CAS reads the
+    // drain's exchange, the drain's clearing of has_msgs_ happens before our store below
+    // (acquire), so the worker cannot miss this push.
+  } while (!interrupts_.compare_exchange_weak(head, t, std::memory_order_acq_rel,
+                                              std::memory_order_acquire));
+  has_msgs_.store(true, std::memory_order_seq_cst);
+  notify();
+}
+
+void Worker::drain_interrupts() {
+  Task* t = interrupts_.exchange(nullptr, std::memory_order_acq_rel);  // see post_interrupt
+  while (t) {
+    TaskState& ts = task_state(t);
+    Task* next = ts.interrupt_next;
+    // seq_cst: an interrupt_task() that stores its flag after this either finds the task off
+    // the list and pushes it again, or its flag is seen by the load below.
+    ts.interrupt_queued.store(false, std::memory_order_seq_cst);
+    // The task is parked (we are in the scheduler context), ready, or finished.
+    if (ts.waiter && ts.waiter->interruptible &&
+        ts.interrupt_pending.load(std::memory_order_seq_cst) &&
+        ts.interrupt_pending.exchange(false, std::memory_order_seq_cst) &&
+        !wake(ts.waiter, WakeReason::kInterrupted)) {
+      ts.interrupt_pending.store(true, std::memory_order_seq_cst);  // woken otherwise: next wait
+    }
+    t->unref();
+    t = next;
+  }
+}
+
 void Worker::drain_messages() {
   // Acquire: pairs with the posters' seq_cst store (the lock below orders the vectors anyway).
   if (!has_msgs_.load(std::memory_order_acquire)) return;
@@ -393,6 +427,8 @@ void Worker::drain_messages() {
     cancels.swap(cancels_);
     calls.swap(calls_);
   }
+  // After has_msgs_ was cleared: a push the exchange misses sets it again (see post_interrupt).
+  if (interrupts_.load(std::memory_order_acquire)) drain_interrupts();
   for (auto [fn, arg] : calls) fn(this, arg);
   for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
   for (Task* t : cancels) {

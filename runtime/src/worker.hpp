@@ -84,6 +84,8 @@ class Worker {
   bool post_fd_closed(int fd, std::uint32_t gen);
   // Task::cancel() for a task running here: wakes its current wait on this worker's thread.
   void post_cancel(Task* t);
+  // interrupt_task() for a task of this worker (async-signal-safe; takes over a reference).
+  void post_interrupt(Task* t) noexcept;
 
   // --- owner-thread helpers -----------------------------------------------------------------
   // Hands the CPU to `next` (a no-op if it is the running context). Returns when some
@@ -175,6 +177,7 @@ class Worker {
   void yield_slow(Context* self);
   void serve_backtrace(Context* self);
   void drain_messages();
+  void drain_interrupts();
   bool find_work();  // steal from the global queue / other workers
   void idle();
   void poll(uv_run_mode mode) {
@@ -236,6 +239,7 @@ class Worker {
   // Set (seq_cst) after a message is queued under msg_mu_, before notify(): the Dekker pair
   // with idle()'s sleeping_ store and re-check. Cleared under msg_mu_ by drain_messages.
   std::atomic<bool> has_msgs_{false};
+  std::atomic<Task*> interrupts_{nullptr};  // lock-free stack via Task::interrupt_next_
 
   friend class Context;
   friend class Runtime;

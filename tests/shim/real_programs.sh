@@ -5,7 +5,9 @@
 # directory tree (Rust's std reads pthread_getattr_np(pthread_self()) at thread start), node
 # with 4 worker_threads (each a V8 isolate: thread-local state per fiber-thread). Each is run
 # without and with greenrun; outputs must match. Programs that are not installed are skipped
-# with a note.
+# with a note. Ctrl-C: a python3 server whose main thread is blocked in accept()
+# (another thread in recv) gets KeyboardInterrupt in its main thread within a second of SIGINT,
+# plainly and under greenrun with 1 and 2 workers.
 #   real_programs.sh GREENRUN
 set -u
 greenrun="$(realpath "$1")"
@@ -149,6 +151,51 @@ JS
   same node-worker-threads -- node workers.js
 else
   echo "skip: node not installed"
+fi
+
+if command -v python3 >/dev/null; then
+  cat >"$tmp/ctrl_c.py" <<'PY'
+import signal, socket, sys, threading
+# A background job of a non-interactive shell starts with SIGINT ignored: ask for Python's own.
+signal.signal(signal.SIGINT, signal.default_int_handler)
+a, b = socket.socketpair()
+threading.Thread(target=a.recv, args=(1,), daemon=True).start()
+srv = socket.socket(); srv.bind(("127.0.0.1", 0)); srv.listen()
+open(sys.argv[1], "w").write("ready")
+try:
+    srv.accept()
+except KeyboardInterrupt:
+    print("KeyboardInterrupt in", threading.current_thread() is threading.main_thread())
+PY
+  ctrl_c() {  # ctrl_c LABEL [COMMAND PREFIX...]
+    local label="$1"
+    shift
+    local ready="$tmp/ctrl_c_ready_$label" out="$tmp/ctrl_c_out_$label"
+    "$@" python3 "$tmp/ctrl_c.py" "$ready" >"$out" 2>&1 &
+    local pid=$!
+    for _ in $(seq 200); do [[ -s "$ready" ]] && break; sleep 0.05; done
+    sleep 0.2  # now blocked in accept()
+    kill -INT "$pid"
+    for _ in $(seq 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "FAIL: ctrl-c $label: still running 1 s after SIGINT"
+      kill -KILL "$pid"
+      wait "$pid" 2>/dev/null
+      fail=1
+      return
+    fi
+    wait "$pid"
+    local rc=$?
+    if [[ $rc -ne 0 || "$(cat "$out")" != "KeyboardInterrupt in True" ]]; then
+      echo "FAIL: ctrl-c $label: rc=$rc output: $(head -c 300 "$out")"
+      fail=1
+    else
+      echo "ok: ctrl-c $label"
+    fi
+  }
+  ctrl_c plain
+  ctrl_c greenrun-1 "$greenrun" --workers 1 --
+  ctrl_c greenrun-2 "$greenrun" --workers 2 --
 fi
 
 if command -v curl >/dev/null && command -v python3 >/dev/null; then

@@ -31,7 +31,8 @@
 namespace green::io {
 
 enum Events : unsigned { kReadable = 1, kWritable = 2, kAfterEagain = 4 };
-enum class WaitResult { kReady, kTimeout, kClosed, kCancelled, kDeadline };
+// kInterrupted: the wait ended for a signal (detail::interrupt_task, used by the shim).
+enum class WaitResult { kReady, kTimeout, kClosed, kCancelled, kDeadline, kInterrupted };
 
 // Non-throwing core. `deadline` is absolute (detail::kNoDeadline for none).
 GREEN_API WaitResult wait(int fd, unsigned events, std::chrono::steady_clock::time_point deadline) noexcept;

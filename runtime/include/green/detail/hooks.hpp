@@ -44,6 +44,13 @@ GREEN_API void* own_thread_pointer(void* block) noexcept;
 // below it (0: unguarded); all zero off a fiber.
 GREEN_API void current_fiber_stack(void** lo, std::size_t* size, std::size_t* guard) noexcept;
 
+// Ends the task's current interruptible wait with WakeReason::kInterrupted, or its next one if
+// it is not parked in one now (the shim delivers signals to fiber-threads this way).
+// Async-signal-safe and callable from any thread: it only sets atomics, pushes the task on its
+// home worker's lock-free interrupt list and wakes that worker's loop (uv_async_send). The
+// caller must keep `t` alive for the duration of the call.
+GREEN_API void interrupt_task(Task* t) noexcept;
+
 inline bool hooks_active() noexcept {
   ThreadState& s = thread_state();
   return s.task != nullptr && s.bypass == 0;

@@ -49,6 +49,7 @@ enum class WakeReason : std::uint32_t {
   kDeadline,     // the enclosing green::Deadline expired -> TimedOut
   kCancelled,    // Fiber::cancel() -> Cancelled
   kClosed,       // the channel / fd was closed while waiting
+  kInterrupted,  // interrupt_task(): a signal for this fiber-thread (the shim's signals)
 };
 
 class Context;

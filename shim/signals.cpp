@@ -1,0 +1,712 @@
+// Signals for fiber-threads: the disposition table, the kernel-level handler, per-thread
+// masks/pending sets, delivery, and the bodies of the signal hooks (hook_signal.cpp binds
+// them to the libc names). The design note is at the top of signals.hpp.
+//
+// Owns:
+//   g_act[]           the program's dispositions (handler, flags, sa_mask) and whether the
+//                     kernel has on_signal for it. Written under g_act_lock with every signal
+//                     blocked on the writing OS thread (so a handler on that thread cannot
+//                     deadlock on it); read lock-free (atomics) from anywhere.
+//   g_proc_pending    process-directed signals no fiber-thread could take; claimed by the
+//                     first thread that unblocks or sigwaits for one.
+//   g_info[]          siginfo of the latest generation of each signal (si_code, si_pid,
+//                     si_uid, si_value): what a handler or sigwaitinfo is given. One slot per
+//                     signal, not per pending instance: standard signals do not queue anyway.
+//   the registry      fiber-threads that can be targets (g_head, g_reg_lock, g_walkers).
+//
+// Everything reachable from on_signal and send_to is async-signal-safe: atomics, raw
+// syscalls, detail::interrupt_task, and g_act_lock (taken only with signals blocked).
+#include "signals.hpp"
+
+#include <signal.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "common.hpp"
+#include "green/detail/task.hpp"
+#include "real.hpp"
+#include "thread.hpp"
+
+namespace green::shim::signals {
+
+namespace {
+
+constexpr int kMaxSig = 64;
+
+constexpr std::uint64_t bit(int s) {
+  return 1ull << (s - 1);
+}
+
+constexpr std::uint64_t kUnblockable = bit(SIGKILL) | bit(SIGSTOP) | bit(32) | bit(33);
+constexpr std::uint64_t kSyncFaults =
+    bit(SIGSEGV) | bit(SIGBUS) | bit(SIGFPE) | bit(SIGILL) | bit(SIGTRAP) | bit(SIGSYS);
+constexpr std::uint64_t kStops = bit(SIGTSTP) | bit(SIGTTIN) | bit(SIGTTOU) | bit(SIGCONT);
+constexpr std::uint64_t kDefaultIgnore = bit(SIGCHLD) | bit(SIGURG) | bit(SIGWINCH) | bit(SIGCONT);
+
+// Signals the shim may take over when the program catches them.
+bool managed(int s) {
+  return s >= 1 && s <= kMaxSig && !((kUnblockable | kSyncFaults) & bit(s));
+}
+
+struct Action {
+  std::atomic<std::uintptr_t> handler{0};  // sa_handler / sa_sigaction
+  std::atomic<int> flags{0};
+  std::atomic<std::uint64_t> mask{0};
+  std::atomic<bool> known{false};  // the table holds the program's disposition
+  std::atomic<bool> taken{false};  // the kernel has on_signal
+  std::atomic<bool> want{false};   // blocked or waited for by a fiber-thread: take over SIG_DFL
+};
+Action g_act[kMaxSig + 1];
+detail::SpinLock g_act_lock;
+
+struct Info {
+  std::atomic<int> code{SI_USER};
+  std::atomic<pid_t> pid{0};
+  std::atomic<uid_t> uid{0};
+  std::atomic<void*> value{nullptr};
+};
+Info g_info[kMaxSig + 1];
+
+std::atomic<bool> g_enabled{false};
+std::atomic<std::uint64_t> g_proc_pending{0};
+pid_t g_pid = 0;
+ShimThread* g_main = nullptr;
+char g_fwd_tag;  // si_value of signals the shim forwards to a target's OS thread
+
+std::atomic<SigThread*> g_head{nullptr};
+detail::SpinLock g_reg_lock;    // writers of the registry links (never in signal context)
+std::atomic<int> g_walkers{0};  // readers of the registry / of a target's SigThread
+
+thread_local int t_direct = 0;  // depth of handlers run in kernel signal context
+thread_local pid_t t_tid = 0;
+
+// The raw system call (no errno: returns -errno). Not syscall(): the shim interposes that one
+// (gettid/tgkill translate fiber-thread ids), and signal context needs the kernel's ids.
+long raw(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0) {
+  long ret;
+  register long r10 asm("r10") = a4;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "0"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
+               : "rcx", "r11", "memory");
+  return ret;
+}
+template <class P>
+long lp(P p) {
+  return reinterpret_cast<long>(p);
+}
+
+// The kernel's id of this OS thread (a fiber never migrates: cached per TLS block).
+pid_t my_tid() {
+  if (t_tid == 0) t_tid = static_cast<pid_t>(raw(SYS_gettid));
+  return t_tid;
+}
+
+std::uint64_t bits_of(const sigset_t* set) {
+  std::uint64_t b;
+  std::memcpy(&b, set, sizeof b);  // glibc: __val[0] holds signals 1..64, bit signo-1
+  return b;
+}
+sigset_t set_of(std::uint64_t b) {
+  sigset_t s;
+  sigemptyset(&s);
+  std::memcpy(&s, &b, sizeof b);
+  return s;
+}
+
+ShimThread* owner_of(SigThread* st) {
+  return st->owner;
+}
+
+// Blocks every signal on this OS thread for the critical section (raw syscalls: no hooks).
+class SignalsBlocked {
+ public:
+  SignalsBlocked() noexcept {
+    sigset_t all;
+    sigfillset(&all);
+    raw(SYS_rt_sigprocmask, SIG_SETMASK, lp(&all), lp(&old_), _NSIG / 8);
+  }
+  ~SignalsBlocked() { raw(SYS_rt_sigprocmask, SIG_SETMASK, lp(&old_), 0, _NSIG / 8); }
+
+ private:
+  sigset_t old_;
+};
+
+void on_signal(int s, siginfo_t* info, void* uc);
+
+void ensure_known_locked(int s) {
+  Action& a = g_act[s];
+  if (a.known.load(std::memory_order_relaxed)) return;
+  struct sigaction k {};
+  real::sigaction(s, nullptr, &k);
+  a.handler.store(reinterpret_cast<std::uintptr_t>(k.sa_handler), std::memory_order_relaxed);
+  a.flags.store(k.sa_flags, std::memory_order_relaxed);
+  a.mask.store(bits_of(&k.sa_mask), std::memory_order_relaxed);
+  a.known.store(true, std::memory_order_release);  // pairs with the acquire in disposition()
+}
+
+// Gives the kernel on_signal, or the program's own disposition (SIG_IGN, or SIG_DFL of a
+// signal no fiber-thread blocks or waits for).
+void apply_locked(int s) {
+  Action& a = g_act[s];
+  auto h = a.handler.load(std::memory_order_relaxed);
+  bool func = h != reinterpret_cast<std::uintptr_t>(SIG_DFL) &&
+              h != reinterpret_cast<std::uintptr_t>(SIG_IGN);
+  bool dfl_taken = h == reinterpret_cast<std::uintptr_t>(SIG_DFL) &&
+                   a.want.load(std::memory_order_relaxed) && !(kStops & bit(s));
+  struct sigaction k {};
+  if (func || dfl_taken) {
+    k.sa_sigaction = on_signal;
+    int f = a.flags.load(std::memory_order_relaxed);
+    k.sa_flags = SA_SIGINFO | (f & (SA_ONSTACK | SA_NOCLDSTOP | SA_NOCLDWAIT)) |
+                 (dfl_taken || (f & SA_RESTART) ? SA_RESTART : 0);
+    sigfillset(&k.sa_mask);
+    for (int f2 : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&k.sa_mask, f2);
+    a.taken.store(true, std::memory_order_release);
+  } else {
+    k.sa_handler = reinterpret_cast<void (*)(int)>(h);
+    k.sa_flags = a.flags.load(std::memory_order_relaxed);
+    k.sa_mask = set_of(a.mask.load(std::memory_order_relaxed));
+    a.taken.store(false, std::memory_order_release);
+  }
+  real::sigaction(s, &k, nullptr);
+}
+
+// A fiber-thread blocks or waits for `s`: a SIG_DFL disposition must not act in the kernel.
+void take_over(int s) {
+  if (!managed(s) || (kStops & bit(s)) || g_act[s].want.load(std::memory_order_acquire)) return;
+  SignalsBlocked b;
+  g_act_lock.lock();
+  ensure_known_locked(s);
+  g_act[s].want.store(true, std::memory_order_release);
+  if (!g_act[s].taken.load(std::memory_order_relaxed) &&
+      g_act[s].handler.load(std::memory_order_relaxed) == reinterpret_cast<std::uintptr_t>(SIG_DFL))
+    apply_locked(s);
+  g_act_lock.unlock();
+}
+
+void record(int s, int code, pid_t pid, uid_t uid, void* value) {
+  g_info[s].code.store(code, std::memory_order_relaxed);
+  g_info[s].pid.store(pid, std::memory_order_relaxed);
+  g_info[s].uid.store(uid, std::memory_order_relaxed);
+  g_info[s].value.store(value, std::memory_order_relaxed);
+}
+
+siginfo_t info_of(int s) {
+  siginfo_t si;
+  std::memset(&si, 0, sizeof si);
+  si.si_signo = s;
+  si.si_code = g_info[s].code.load(std::memory_order_relaxed);
+  si.si_pid = g_info[s].pid.load(std::memory_order_relaxed);
+  si.si_uid = g_info[s].uid.load(std::memory_order_relaxed);
+  si.si_value.sival_ptr = g_info[s].value.load(std::memory_order_relaxed);
+  return si;
+}
+
+// The default action of a taken-over signal that is due: ignore, or let the kernel act (it
+// terminates the process, with a core where the signal says so).
+void default_action(int s) {
+  if (kDefaultIgnore & bit(s)) return;
+  {
+    SignalsBlocked b;
+    g_act_lock.lock();
+    struct sigaction k {};
+    k.sa_handler = SIG_DFL;
+    real::sigaction(s, &k, nullptr);
+    g_act[s].taken.store(false, std::memory_order_release);
+    g_act_lock.unlock();
+  }
+  raw(SYS_tgkill, g_pid, my_tid(), s);
+  sigset_t u;
+  sigemptyset(&u);
+  sigaddset(&u, s);
+  raw(SYS_rt_sigprocmask, SIG_UNBLOCK, lp(&u), 0, _NSIG / 8);
+}
+
+// Runs the program's handler for `s` on fiber-thread t (the caller's own). Returns true if a
+// handler ran; *restart is cleared unless it had SA_RESTART.
+bool deliver_one(ShimThread* t, int s, bool* restart, void* kernel_uc) {
+  Action& a = g_act[s];
+  auto h = a.handler.load(std::memory_order_acquire);
+  int flags = a.flags.load(std::memory_order_relaxed);
+  std::uint64_t amask = a.mask.load(std::memory_order_relaxed);
+  if (h == reinterpret_cast<std::uintptr_t>(SIG_IGN)) return false;
+  if (h == reinterpret_cast<std::uintptr_t>(SIG_DFL)) {
+    default_action(s);
+    return false;
+  }
+  if (flags & SA_RESETHAND) {
+    SignalsBlocked b;
+    g_act_lock.lock();
+    a.handler.store(reinterpret_cast<std::uintptr_t>(SIG_DFL), std::memory_order_release);
+    a.flags.store(flags & ~(SA_SIGINFO | SA_RESETHAND), std::memory_order_relaxed);
+    apply_locked(s);
+    g_act_lock.unlock();
+  }
+  SigThread& st = t->sig;
+  std::uint64_t old = st.mask.load(std::memory_order_relaxed);
+  std::uint64_t during = (old | amask | ((flags & SA_NODEFER) ? 0 : bit(s))) & ~kUnblockable;
+  st.mask.store(during, std::memory_order_seq_cst);
+  siginfo_t si = info_of(s);
+  ucontext_t fake;
+  std::memset(&fake, 0, sizeof fake);
+  void* uc = kernel_uc ? kernel_uc : &fake;
+  if (flags & SA_SIGINFO) {
+    reinterpret_cast<void (*)(int, siginfo_t*, void*)>(h)(s, &si, uc);
+  } else {
+    reinterpret_cast<void (*)(int)>(h)(s);
+  }
+  // seq_cst: pairs with a sender's fetch_or of pending followed by its load of the mask.
+  st.mask.store(old, std::memory_order_seq_cst);
+  if (!(flags & SA_RESTART)) *restart = false;
+  return true;
+}
+
+// Delivers every pending signal t does not block (thread-directed first). Returns whether a
+// handler ran.
+bool deliver_pending(ShimThread* t, bool* restart, void* kernel_uc) {
+  SigThread& st = t->sig;
+  bool any = false;
+  for (int round = 0; round < 4 * kMaxSig; ++round) {
+    std::uint64_t m = st.mask.load(std::memory_order_seq_cst);
+    std::atomic<std::uint64_t>* from = &st.pending;
+    std::uint64_t d = st.pending.load(std::memory_order_seq_cst) & ~m;
+    if (!d) {
+      from = &g_proc_pending;
+      d = g_proc_pending.load(std::memory_order_seq_cst) & ~m;
+    }
+    if (!d) break;
+    int s = __builtin_ctzll(d) + 1;
+    if (!(from->fetch_and(~bit(s), std::memory_order_seq_cst) & bit(s))) continue;
+    if (deliver_one(t, s, restart, kernel_uc)) any = true;
+  }
+  return any;
+}
+
+// Runs t's deliverable signals right here, in kernel signal context on t's own fiber. Hooks
+// are raw meanwhile (bypass): the handler interrupted arbitrary code of this worker.
+void run_direct(ShimThread* t, void* uc) {
+  detail::ThreadState& ts = detail::thread_state();
+  ++ts.bypass;
+  ++t_direct;
+  bool restart = true;
+  deliver_pending(t, &restart, uc);
+  --t_direct;
+  --ts.bypass;
+}
+
+void forward(pid_t tid, int s) {
+  siginfo_t fi;
+  std::memset(&fi, 0, sizeof fi);
+  fi.si_signo = s;
+  fi.si_code = SI_QUEUE;
+  fi.si_pid = g_pid;
+  fi.si_uid = getuid();
+  fi.si_value.sival_ptr = &g_fwd_tag;
+  raw(SYS_rt_tgsigqueueinfo, g_pid, tid, s, lp(&fi));
+}
+
+// Marks `s` pending on t and makes t notice: its interruptible park ends (kInterrupted), and,
+// if it runs on another OS thread and does not block `s`, that thread gets a forwarded signal
+// so a running t takes it there. Caller: a walker (t stays valid), t is not the caller's own
+// running fiber-thread with `s` unblocked (that case runs the handler directly).
+void post(ShimThread* t, int s) {
+  SigThread& st = t->sig;
+  std::uint64_t b = bit(s);
+  // An ignored signal the target does not block is discarded now, not left pending.
+  auto h = g_act[s].handler.load(std::memory_order_acquire);
+  if (!(st.mask.load(std::memory_order_seq_cst) & b) &&
+      (h == reinterpret_cast<std::uintptr_t>(SIG_IGN) ||
+       (h == reinterpret_cast<std::uintptr_t>(SIG_DFL) && (kDefaultIgnore & b))))
+    return;
+  // seq_cst: pairs with the target's seq_cst mask/waitset stores followed by pending loads.
+  st.pending.fetch_or(b, std::memory_order_seq_cst);
+  bool unblocked = !(st.mask.load(std::memory_order_seq_cst) & b);
+  if (!unblocked && !(st.waitset.load(std::memory_order_seq_cst) & b)) return;
+  if (detail::Task* task = st.task.load(std::memory_order_seq_cst)) detail::interrupt_task(task);
+  pid_t tid = st.tid.load(std::memory_order_relaxed);
+  if (unblocked && tid != 0 && tid != my_tid()) forward(tid, s);
+}
+
+bool eligible(ShimThread* t, std::uint64_t b) {
+  SigThread& st = t->sig;
+  return st.task.load(std::memory_order_seq_cst) &&
+         (!(st.mask.load(std::memory_order_seq_cst) & b) ||
+          (st.waitset.load(std::memory_order_seq_cst) & b));
+}
+
+// A process-directed signal's target (walker held): main, the running thread, any other.
+ShimThread* choose(int s, ShimThread* cur) {
+  std::uint64_t b = bit(s);
+  if (g_main && eligible(g_main, b)) return g_main;
+  if (cur && eligible(cur, b)) return cur;
+  for (SigThread* p = g_head.load(std::memory_order_acquire); p;
+       p = p->next.load(std::memory_order_acquire)) {
+    ShimThread* t = owner_of(p);
+    if (eligible(t, b)) return t;
+  }
+  return nullptr;
+}
+
+void plain_call(int s, siginfo_t* info, void* uc) {
+  Action& a = g_act[s];
+  auto h = a.handler.load(std::memory_order_acquire);
+  int flags = a.flags.load(std::memory_order_relaxed);
+  if (h == reinterpret_cast<std::uintptr_t>(SIG_IGN)) return;
+  if (h == reinterpret_cast<std::uintptr_t>(SIG_DFL)) {
+    default_action(s);
+    return;
+  }
+  if (flags & SA_SIGINFO) {
+    reinterpret_cast<void (*)(int, siginfo_t*, void*)>(h)(s, info, uc);
+  } else {
+    reinterpret_cast<void (*)(int)>(h)(s);
+  }
+}
+
+// The kernel-level handler of every taken-over signal (see signals.hpp).
+void on_signal(int s, siginfo_t* info, void* uc) {
+  int saved = errno;
+  if (!active()) {
+    plain_call(s, info, uc);
+    errno = saved;
+    return;
+  }
+  ShimThread* cur = self();
+  if (info && info->si_code == SI_QUEUE && info->si_pid == g_pid &&
+      info->si_value.sival_ptr == &g_fwd_tag) {
+    // Forwarded by post(): the signal is already pending on its target.
+    if (cur) run_direct(cur, uc);
+    errno = saved;
+    return;
+  }
+  record(s, info ? info->si_code : SI_USER, info ? info->si_pid : 0, info ? info->si_uid : 0,
+         info ? info->si_value.sival_ptr : nullptr);
+  bool thread_directed = (info && info->si_code == SI_TKILL) || s == SIGPIPE;
+  if (thread_directed && !cur) {
+    plain_call(s, info, uc);  // an OS thread of its own (no fiber-thread runs here)
+    errno = saved;
+    return;
+  }
+  ShimThread* direct = nullptr;
+  if (thread_directed) {
+    cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
+    if (!(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) direct = cur;
+  } else {
+    g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
+    ShimThread* t = choose(s, cur);
+    if (!t) {
+      g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
+    } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
+      cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
+      direct = cur;
+    } else {
+      post(t, s);
+    }
+    g_walkers.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  if (direct) run_direct(direct, uc);
+  errno = saved;
+}
+
+void register_thread(ShimThread* t) {
+  SigThread& st = t->sig;
+  st.owner = t;
+  st.tid.store(my_tid(), std::memory_order_relaxed);
+  st.task.store(detail::current_task(), std::memory_order_seq_cst);
+  g_reg_lock.lock();
+  st.next.store(g_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
+  g_head.store(&st, std::memory_order_release);  // walkers see st's fields
+  g_reg_lock.unlock();
+}
+
+}  // namespace
+
+bool active() noexcept {
+  return g_enabled.load(std::memory_order_relaxed) && !g_disabled;
+}
+
+bool in_direct_handler() noexcept {
+  return t_direct > 0;
+}
+
+ShimThread* self() noexcept {
+  if (!active()) return nullptr;
+  detail::ThreadState& s = detail::thread_state();
+  if (!s.task) return nullptr;
+  auto* t = static_cast<ShimThread*>(s.task->shim_data_);
+  if (!t || t->magic != ShimThread::kMagic || t->sig.task.load(std::memory_order_relaxed) != s.task)
+    return nullptr;
+  return t;
+}
+
+void enable_main(ShimThread* main) noexcept {
+  if (g_threads_os) return;
+  g_pid = getpid();
+  g_main = main;
+  // The main thread's mask: what the process started with.
+  sigset_t cur;
+  raw(SYS_rt_sigprocmask, SIG_SETMASK, 0, lp(&cur), _NSIG / 8);
+  main->sig.mask.store(bits_of(&cur) & ~kUnblockable, std::memory_order_relaxed);
+  register_thread(main);
+  g_enabled.store(true, std::memory_order_seq_cst);
+}
+
+void inherit(ShimThread* child) noexcept {
+  ShimThread* me = self();
+  if (me)
+    child->sig.mask.store(me->sig.mask.load(std::memory_order_relaxed), std::memory_order_relaxed);
+}
+
+void thread_start(ShimThread* t) noexcept {
+  if (!active()) return;
+  register_thread(t);
+}
+
+void thread_exit(ShimThread* t) noexcept {
+  SigThread& st = t->sig;
+  if (!st.task.load(std::memory_order_relaxed)) return;
+  g_reg_lock.lock();
+  SigThread* prev = nullptr;
+  for (SigThread* p = g_head.load(std::memory_order_relaxed); p;
+       prev = p, p = p->next.load(std::memory_order_relaxed)) {
+    if (p != &st) continue;
+    SigThread* n = st.next.load(std::memory_order_relaxed);
+    if (prev) {
+      prev->next.store(n, std::memory_order_release);
+    } else {
+      g_head.store(n, std::memory_order_release);
+    }
+    break;
+  }
+  g_reg_lock.unlock();
+  // seq_cst: a walker increments g_walkers before it loads task; we clear task and then
+  // wait until no walker is left, so none touches st (or the task) after we return.
+  st.task.store(nullptr, std::memory_order_seq_cst);
+  while (g_walkers.load(std::memory_order_seq_cst) != 0) raw(SYS_sched_yield);
+}
+
+std::uint64_t fork_mask() noexcept {
+  ShimThread* me = self();
+  return me ? me->sig.mask.load(std::memory_order_relaxed) : 0;
+}
+
+void after_fork_child(std::uint64_t mask) noexcept {
+  if (!g_enabled.load(std::memory_order_relaxed)) return;
+  g_enabled.store(false, std::memory_order_relaxed);
+  for (int s = 1; s <= kMaxSig; ++s) {
+    Action& a = g_act[s];
+    if (!a.taken.load(std::memory_order_relaxed)) continue;
+    struct sigaction k {};
+    k.sa_handler = reinterpret_cast<void (*)(int)>(a.handler.load(std::memory_order_relaxed));
+    k.sa_flags = a.flags.load(std::memory_order_relaxed);
+    k.sa_mask = set_of(a.mask.load(std::memory_order_relaxed));
+    real::sigaction(s, &k, nullptr);
+    a.taken.store(false, std::memory_order_relaxed);
+  }
+  sigset_t m = set_of(mask);
+  raw(SYS_rt_sigprocmask, SIG_SETMASK, lp(&m), 0, _NSIG / 8);
+}
+
+Intr interrupted() noexcept {
+  ShimThread* t = self();
+  if (!t) return Intr::kNone;
+  bool restart = true;
+  if (!deliver_pending(t, &restart, nullptr)) return Intr::kNone;
+  return restart ? Intr::kRestart : Intr::kEintr;
+}
+
+int send_to(ShimThread* t, int s) noexcept {
+  if (s < 0 || s > kMaxSig) return EINVAL;
+  if (s == 0) return 0;
+  if (!active() || !managed(s)) {
+    // Not managed: the kernel's delivery on the OS thread t runs on (or the process).
+    pid_t tid = active() ? t->sig.tid.load(std::memory_order_relaxed) : 0;
+    long r = tid ? raw(SYS_tgkill, getpid(), tid, s) : raw(SYS_kill, getpid(), s);
+    return r == 0 ? 0 : static_cast<int>(-r);
+  }
+  record(s, SI_TKILL, g_pid, getuid(), nullptr);
+  std::uint64_t b = bit(s);
+  ShimThread* cur = self();
+  if (t == cur && !(t->sig.mask.load(std::memory_order_relaxed) & b)) {
+    // raise / pthread_kill(pthread_self()): the handler runs before we return.
+    t->sig.pending.fetch_or(b, std::memory_order_seq_cst);
+    bool restart = true;
+    deliver_pending(t, &restart, nullptr);
+    return 0;
+  }
+  g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
+  if (t->sig.task.load(std::memory_order_seq_cst)) post(t, s);
+  g_walkers.fetch_sub(1, std::memory_order_seq_cst);
+  return 0;
+}
+
+bool kill_self(ShimThread* cur, int s) noexcept {
+  if (s < 1 || s > kMaxSig || !managed(s) || !g_act[s].taken.load(std::memory_order_acquire))
+    return false;
+  record(s, SI_USER, g_pid, getuid(), nullptr);
+  bool direct = false;
+  g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
+  ShimThread* t = choose(s, cur);
+  if (!t) {
+    g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
+  } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
+    cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
+    direct = true;
+  } else {
+    post(t, s);
+  }
+  g_walkers.fetch_sub(1, std::memory_order_seq_cst);
+  if (direct) {
+    bool restart = true;
+    deliver_pending(cur, &restart, nullptr);
+  }
+  return true;
+}
+
+// --- bodies of the hooks (hook_signal.cpp) ------------------------------------------------
+
+int do_sigaction(int s, const struct sigaction* act, struct sigaction* old) noexcept {
+  if (s < 1 || s > kMaxSig || !managed(s) || !active()) return real::sigaction(s, act, old);
+  SignalsBlocked b;
+  g_act_lock.lock();
+  ensure_known_locked(s);
+  Action& a = g_act[s];
+  struct sigaction prev {};
+  prev.sa_handler = reinterpret_cast<void (*)(int)>(a.handler.load(std::memory_order_relaxed));
+  prev.sa_flags = a.flags.load(std::memory_order_relaxed);
+  prev.sa_mask = set_of(a.mask.load(std::memory_order_relaxed));
+  if (act) {
+    a.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
+    a.flags.store(act->sa_flags, std::memory_order_relaxed);
+    a.mask.store(bits_of(&act->sa_mask), std::memory_order_relaxed);
+    apply_locked(s);
+  }
+  g_act_lock.unlock();
+  if (old) *old = prev;
+  return 0;
+}
+
+int do_sigmask(ShimThread* t, int how, const sigset_t* set, sigset_t* old) noexcept {
+  SigThread& st = t->sig;
+  std::uint64_t cur = st.mask.load(std::memory_order_relaxed);
+  std::uint64_t n = cur;
+  if (set) {
+    std::uint64_t b = bits_of(set);
+    switch (how) {
+      case SIG_BLOCK:
+        n = cur | b;
+        break;
+      case SIG_UNBLOCK:
+        n = cur & ~b;
+        break;
+      case SIG_SETMASK:
+        n = b;
+        break;
+      default:
+        return EINVAL;
+    }
+    n &= ~kUnblockable;
+  }
+  if (old) *old = set_of(cur);
+  if (!set) return 0;
+  for (std::uint64_t add = n & ~cur; add; add &= add - 1) take_over(__builtin_ctzll(add) + 1);
+  st.mask.store(n, std::memory_order_seq_cst);  // see post()
+  if (cur & ~n) {
+    bool restart = true;
+    deliver_pending(t, &restart, nullptr);  // POSIX: before pthread_sigmask returns
+  }
+  return 0;
+}
+
+namespace {
+// Parks for a signal (or `deadline`). Only a signal can end this wait, which the runtime's
+// deadlock report cannot know: an hourly timer keeps the worker's loop "alive" for it.
+detail::WakeReason park_for_signal(TimePoint deadline) {
+  for (;;) {
+    TimePoint d = detail::deadline_after(std::chrono::hours(1));
+    if (deadline < d) d = deadline;
+    detail::Waiter w;
+    auto r = detail::park(w, d, detail::Unlocker{});
+    if (r != detail::WakeReason::kTimeout || d == deadline) return r;
+  }
+}
+
+// Claims a signal of `set` pending on t or on the process, ignoring the mask.
+int claim(ShimThread* t, std::uint64_t set) {
+  for (std::atomic<std::uint64_t>* from : {&t->sig.pending, &g_proc_pending}) {
+    for (;;) {
+      std::uint64_t d = from->load(std::memory_order_seq_cst) & set;
+      if (!d) break;
+      int s = __builtin_ctzll(d) + 1;
+      if (from->fetch_and(~bit(s), std::memory_order_seq_cst) & bit(s)) return s;
+    }
+  }
+  return 0;
+}
+}  // namespace
+
+int do_sigwait(ShimThread* t, const sigset_t* set, siginfo_t* info, TimePoint deadline,
+               bool eintr) noexcept {
+  std::uint64_t ws = bits_of(set) & ~kUnblockable;
+  for (std::uint64_t w = ws; w; w &= w - 1) take_over(__builtin_ctzll(w) + 1);
+  ErrnoGuard g;
+  SigThread& st = t->sig;
+  for (;;) {
+    int s = claim(t, ws);
+    if (!s) {
+      st.waitset.store(ws, std::memory_order_seq_cst);  // see post(): then look again
+      s = claim(t, ws);
+      if (!s) {
+        auto r = park_for_signal(deadline);
+        st.waitset.store(0, std::memory_order_relaxed);
+        s = claim(t, ws);
+        if (!s) {
+          if (r == detail::WakeReason::kTimeout) {
+            errno = EAGAIN;
+            return -1;
+          }
+          if (interrupted() != Intr::kNone && eintr) {
+            errno = EINTR;
+            return -1;
+          }
+          continue;
+        }
+      }
+      st.waitset.store(0, std::memory_order_relaxed);
+    }
+    if (info) *info = info_of(s);
+    g.restore();
+    return s;
+  }
+}
+
+sigset_t pending_of(ShimThread* t) noexcept {
+  return set_of(t->sig.pending.load(std::memory_order_seq_cst) |
+                g_proc_pending.load(std::memory_order_seq_cst));
+}
+
+int do_sigsuspend(ShimThread* t, const sigset_t* mask) noexcept {
+  SigThread& st = t->sig;
+  std::uint64_t old = st.mask.load(std::memory_order_relaxed);
+  std::uint64_t tmp = mask ? bits_of(mask) & ~kUnblockable : old;
+  for (std::uint64_t add = tmp & ~old; add; add &= add - 1) take_over(__builtin_ctzll(add) + 1);
+  st.mask.store(tmp, std::memory_order_seq_cst);
+  for (;;) {
+    bool restart = true;
+    if (deliver_pending(t, &restart, nullptr)) break;
+    ErrnoGuard g;
+    park_for_signal(kNoDeadline);
+    g.restore();
+  }
+  st.mask.store(old, std::memory_order_seq_cst);
+  bool restart = true;
+  deliver_pending(t, &restart, nullptr);  // unblocked again by the restore
+  errno = EINTR;
+  return -1;
+}
+
+}  // namespace green::shim::signals
