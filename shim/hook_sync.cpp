@@ -220,18 +220,14 @@ void set_rw_writer(pthread_rwlock_t* rw, Task* t) {
 bool rw_prefers_writer(const pthread_rwlock_t* rw) {
   return rw->__data.__flags == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP;
 }
-// The calling fiber holds the write lock: glibc's owner is this OS thread and the shim's is
-// this fiber (both, so a stale pointer in a process-shared lock cannot match by accident).
-// glibc's __cur_writer is the kernel tid (the worker's; gettid() is the fiber-thread's own id).
-long kernel_tid() {
-  long ret;
-  __asm__ volatile("syscall" : "=a"(ret) : "0"(long(SYS_gettid)) : "rcx", "r11", "memory");
-  return ret;
-}
+// The calling fiber holds the write lock: the shim's owner is this fiber and glibc's
+// __cur_writer says a writer holds it. glibc's __cur_writer is the `tid` of the descriptor that
+// locked it, which is not the kernel tid of the worker for the main fiber (its descriptor keeps
+// the process's main tid wherever it runs), so it is only checked for non-zero.
 bool rw_held_by_me(const pthread_rwlock_t* rw) {
   Task* t = me();
   return t && rw_writer(rw) == t &&
-         __atomic_load_n(&rw->__data.__cur_writer, __ATOMIC_RELAXED) == kernel_tid();
+         __atomic_load_n(&rw->__data.__cur_writer, __ATOMIC_RELAXED) != 0;
 }
 
 int rw_try_read(void* p) {
