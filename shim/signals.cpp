@@ -351,6 +351,25 @@ ShimThread* choose(int s, ShimThread* cur) {
   return nullptr;
 }
 
+// Routes a process-directed signal (takes the walker count itself): pending on the thread
+// choose() picks (posted to it), on the process when no thread takes it, or on `cur`. True when
+// `cur` took it and does not block it, so the caller may run its handler at once.
+bool route_process_directed(int s, ShimThread* cur) {
+  g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
+  ShimThread* t = choose(s, cur);
+  bool mine = false;
+  if (!t) {
+    g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
+  } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
+    cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
+    mine = true;
+  } else {
+    post(t, s);
+  }
+  g_walkers.fetch_sub(1, std::memory_order_seq_cst);
+  return mine;
+}
+
 void plain_call(int s, siginfo_t* info, void* uc) {
   Action& a = g_act[s];
   auto h = a.handler.load(std::memory_order_acquire);
@@ -395,18 +414,8 @@ void on_signal(int s, siginfo_t* info, void* uc) {
   if (thread_directed) {
     cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
     if (!(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) direct = cur;
-  } else {
-    g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
-    ShimThread* t = choose(s, cur);
-    if (!t) {
-      g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
-    } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
-      cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
-      direct = cur;
-    } else {
-      post(t, s);
-    }
-    g_walkers.fetch_sub(1, std::memory_order_seq_cst);
+  } else if (route_process_directed(s, cur)) {
+    direct = cur;
   }
   if (direct) run_direct(direct, uc);
   errno = saved;
@@ -548,19 +557,7 @@ bool kill_self(ShimThread* cur, int s) noexcept {
   if (s < 1 || s > kMaxSig || !managed(s) || !g_act[s].taken.load(std::memory_order_acquire))
     return false;
   record(s, SI_USER, g_pid, getuid(), nullptr);
-  bool direct = false;
-  g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
-  ShimThread* t = choose(s, cur);
-  if (!t) {
-    g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
-  } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
-    cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
-    direct = true;
-  } else {
-    post(t, s);
-  }
-  g_walkers.fetch_sub(1, std::memory_order_seq_cst);
-  if (direct) {
+  if (route_process_directed(s, cur)) {
     bool restart = true;
     deliver_pending(cur, &restart, nullptr);
   }
