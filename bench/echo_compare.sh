@@ -4,6 +4,8 @@
 #   bench/echo_compare.sh [--build-dir DIR] [--conns "100 1000 10000"] [--duration S]
 #                         [--size BYTES] [--server-cpu N] [--load-cpu N] [--workers W]
 #                         [--runs N] [--servers "libuv greenrun ..."] [--extra NAME=CMD]...
+#                         [--server-quota PCT] [--base NAME]
+# --base NAME: the row the ratio columns divide by (default libuv).
 # --extra adds a server row (e.g. an older build: --extra 'old=env LD_PRELOAD=/x/lib.so
 # /x/echo_threads'); CMD gets "--port 0" appended and must print "listening on PORT".
 #
@@ -23,6 +25,12 @@
 # Peak threads and VmRSS are sampled from /proc/PID/status every 0.2 s. --runs N repeats
 # every (conns, server) pair N times, interleaving the servers, and reports medians.
 #
+# --server-quota PCT caps the server at PCT% of one CPU (a cpu cgroup, v1 or v2: quota
+# PCT*100 us per 10 ms period), so that on a 2-core machine the one-thread load generator has
+# more CPU than the server and the server is the bottleneck (cpu% close to PCT: saturated);
+# every server gets the same cap. Throttling stalls are at most 10 ms - PCT% of it, and
+# count in p99 alike for all servers. Needs root and a writable cgroup fs; else it is an error.
+#
 # Bounded: every run is --duration seconds (default 5) plus warm-up and connect time, and
 # each process gets a hard `timeout`. Only PIDs this script started are ever killed.
 set -uo pipefail
@@ -39,6 +47,8 @@ workers=1
 runs=1
 only=""
 extras=()
+quota=""
+base=libuv
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -52,6 +62,8 @@ while [[ $# -gt 0 ]]; do
     --runs) runs="$2"; shift ;;
     --servers) only="$2"; shift ;;
     --extra) extras+=("$2"); shift ;;
+    --server-quota) quota="$2"; shift ;;
+    --base) base="$2"; shift ;;
     -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "echo_compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
@@ -77,9 +89,31 @@ started_pids=()
 cleanup() {
   local p
   for p in "${started_pids[@]}"; do kill "$p" 2>/dev/null; done
+  [[ -n "${cg:-}" ]] && { sleep 0.2; rmdir "$cg" 2>/dev/null; }
   rm -rf "$tmp"
 }
 trap cleanup EXIT
+
+# The cpu cgroup for --server-quota (v2: cpu.max; v1: cpu.cfs_quota_us/cpu.cfs_period_us).
+cg=""
+if [[ -n "$quota" ]]; then
+  if ! [[ "$quota" =~ ^[0-9]+$ ]] || (( quota < 5 || quota > 100 )); then
+    echo "echo_compare: --server-quota takes a whole percentage of one CPU, 5..100 (got '$quota')" >&2
+    exit 2
+  fi
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
+    cg=/sys/fs/cgroup/green-echo-$$
+    mkdir "$cg" 2>/dev/null && echo "$((quota * 100)) 10000" >"$cg/cpu.max" 2>/dev/null || cg=""
+  elif [[ -d /sys/fs/cgroup/cpu ]]; then
+    cg=/sys/fs/cgroup/cpu/green-echo-$$
+    mkdir "$cg" 2>/dev/null && echo 10000 >"$cg/cpu.cfs_period_us" &&
+      echo "$((quota * 100))" >"$cg/cpu.cfs_quota_us" 2>/dev/null || cg=""
+  fi
+  if [[ -z "$cg" ]]; then
+    echo "echo_compare: --server-quota: cannot create a cpu cgroup (needs root and cgroupfs)" >&2
+    exit 2
+  fi
+fi
 
 # --- servers ----------------------------------------------------------------------------------
 names=()
@@ -114,8 +148,8 @@ if command -v go >/dev/null 2>&1; then
 else
   echo "echo_compare: note: go is not installed: no Go row"
 fi
-[[ " ${names[*]} " == *" libuv "* ]] ||
-  echo "echo_compare: note: echo_libuv not built: ratios are not available"
+[[ " ${names[*]} " == *" $base "* ]] ||
+  echo "echo_compare: note: no $base row: ratios are not available"
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
@@ -141,6 +175,7 @@ run_one() {
     kill "$spid" 2>/dev/null; wait "$spid" 2>/dev/null
     return
   fi
+  [[ -n "$cg" ]] && echo "$pid" >"$cg/cgroup.procs"
   # peak threads / RSS sampler
   rm -f "$tmp/stop" "$tmp/peak"
   ( peak_t=0; peak_r=0
@@ -195,7 +230,8 @@ run_one() {
 declare -A res
 echo "echo_compare: ${size} B ping-pong, ${duration} s per run (+1 s warm-up), $runs run(s)" \
      "interleaved, server on CPU $server_cpu, load (bench/loadgen) on CPU $load_cpu," \
-     "server workers/GOMAXPROCS=$workers; $(uptime | sed 's/.*load/load/')"
+     "server workers/GOMAXPROCS=$workers${quota:+, server capped at ${quota}% of a CPU};"\
+     "$(uptime | sed 's/.*load/load/')"
 for c in $conns_list; do
   for r in $(seq "$runs"); do
     for n in "${names[@]}"; do
@@ -213,9 +249,9 @@ median() {
 }
 
 printf "\n%-9s %6s %9s %9s %9s %9s %5s %7s %7s %6s %7s %7s %7s\n" server conns "rt/s" \
-  "p50_us" "p99_us" "cpu_us/rt" "cpu%" "min_ans" "x_libuv" "cpu_x" "p99_x" threads "rss_MiB"
+  "p50_us" "p99_us" "cpu_us/rt" "cpu%" "min_ans" "x_$base" "cpu_x" "p99_x" threads "rss_MiB"
 for c in $conns_list; do
-  base_rtt=$(median 1 libuv "$c"); base_cpu=$(median 4 libuv "$c"); base_p99=$(median 3 libuv "$c")
+  base_rtt=$(median 1 "$base" "$c"); base_cpu=$(median 4 "$base" "$c"); base_p99=$(median 3 "$base" "$c")
   for n in "${names[@]}"; do
     rtt=$(median 1 "$n" "$c"); p50=$(median 2 "$n" "$c"); p99=$(median 3 "$n" "$c")
     cpu=$(median 4 "$n" "$c"); pct=$(median 5 "$n" "$c"); ans=$(median 6 "$n" "$c")
