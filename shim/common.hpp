@@ -22,6 +22,7 @@
 #include <ctime>
 
 #include "green/detail/hooks.hpp"
+#include "green/detail/raw_syscall.hpp"
 #include "green/detail/wait.hpp"
 #include "real.hpp"
 
@@ -96,7 +97,7 @@ int ms_until(TimePoint d) noexcept;
 // Start-up fallbacks of the table (raw syscalls; used only inside dlsym at start-up).
 inline int raw_sleep_ns(long long ns) noexcept {
   timespec ts{static_cast<time_t>(ns / 1000000000LL), static_cast<long>(ns % 1000000000LL)};
-  return static_cast<int>(::syscall(SYS_nanosleep, &ts, nullptr));
+  return static_cast<int>(detail::raw_syscall(SYS_nanosleep, detail::sc_arg(&ts), 0));
 }
 inline int raw_pselect(int n, fd_set* r, fd_set* w, fd_set* x, const timespec* ts,
                        const sigset_t* mask) noexcept {
@@ -106,8 +107,9 @@ inline int raw_pselect(int n, fd_set* r, fd_set* w, fd_set* x, const timespec* t
     const sigset_t* set;
     size_t size;
   } data{mask, _NSIG / 8};
-  return static_cast<int>(
-      ::syscall(SYS_pselect6, n, r, w, x, ts ? &t : nullptr, mask ? &data : nullptr));
+  return static_cast<int>(detail::raw_syscall(SYS_pselect6, n, detail::sc_arg(r), detail::sc_arg(w),
+                                              detail::sc_arg(x), ts ? detail::sc_arg(&t) : 0,
+                                              mask ? detail::sc_arg(&data) : 0));
 }
 
 // Parks the calling fiber until `d` (kTimeout) or a cancellation (kCancelled/kDeadline).

@@ -71,8 +71,10 @@ std::uint32_t classify_now(int fd, bool inherited) {
     // shared with the parent.
     return b | static_cast<std::uint32_t>((inherited && fd <= 2) ? kPassthrough : kManaged);
   }
-  if (fmt == S_IFIFO) return b | kStream | static_cast<std::uint32_t>(inherited ? kPassthrough : kManaged);
-  if (fmt == 0) return b | static_cast<std::uint32_t>(inherited ? kPassthrough : kManaged);  // anon inode
+  if (fmt == S_IFIFO)
+    return b | kStream | static_cast<std::uint32_t>(inherited ? kPassthrough : kManaged);
+  if (fmt == 0)
+    return b | static_cast<std::uint32_t>(inherited ? kPassthrough : kManaged);  // anon inode
   return b | kPassthrough;
 }
 
@@ -105,7 +107,9 @@ void init() noexcept {
   errno = saved;
 }
 
-int capacity() noexcept { return __atomic_load_n(&g_capacity, __ATOMIC_ACQUIRE); }
+int capacity() noexcept {
+  return __atomic_load_n(&g_capacity, __ATOMIC_ACQUIRE);
+}
 
 FdEntry* detail::classify_slow(int fd, FdEntry* e) noexcept {
   int saved = errno;
@@ -171,7 +175,8 @@ void toggle_lock(FdEntry* e) noexcept {
     if (!(b & kToggle) && e->bits.compare_exchange_weak(b, b | kToggle, std::memory_order_acquire,
                                                         std::memory_order_relaxed))
       return;
-    if (spins > 64) syscall(SYS_sched_yield);  // the holder is in a syscall; never sleeps
+    if (spins > 64)
+      green::detail::raw_syscall_ret(SYS_sched_yield);  // the holder is in a syscall; never sleeps
   }
 }
 
@@ -232,6 +237,8 @@ namespace green::shim::fds {
 namespace {
 // After real.cpp's resolution (101); the preload start-up calls init() again (a no-op) in
 // case another library's constructor ran first and used the table.
-__attribute__((constructor(102))) void init_at_start() { init(); }
+__attribute__((constructor(102))) void init_at_start() {
+  init();
+}
 }  // namespace
 }  // namespace green::shim::fds

@@ -1,5 +1,5 @@
-// Hooks: read/write, readv/writev, recv*/send*, sendfile(64), accept/accept4, connect, and the _FORTIFY_SOURCE
-// entry points that reach them (__read_chk, __recv_chk, __recvfrom_chk).
+// Hooks: read/write, readv/writev, recv*/send*, sendfile(64), accept/accept4, connect, and the
+// _FORTIFY_SOURCE entry points that reach them (__read_chk, __recv_chk, __recvfrom_chk).
 //
 // Semantics kept (docs/shim.md, "I/O"): reads return as soon as some data is there (partial
 // reads as the kernel gives them); writes by a caller who did not ask for O_NONBLOCK on a
@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "common.hpp"
+#include "green/detail/raw_syscall.hpp"
 #include "green/io.hpp"
 #include "green/runtime.hpp"
 #include "io_core.hpp"
@@ -246,8 +247,12 @@ ssize_t writev_op(IoCall& c, const iovec* iov, int n) {
 ssize_t read_op(IoCall& c, void* buf, size_t n) {
   if (c.nowait) {
     // The raw syscall: glibc's recv would add a cancellation-point wrapper (two calls per
-    // read) that fiber-threads cannot use anyway (pthread_cancel is not interposed).
-    if (is_socket(c)) return syscall(SYS_recvfrom, c.fd, buf, n, MSG_DONTWAIT, nullptr, nullptr);
+    // read) that fiber-threads cannot use anyway (pthread_cancel is not interposed). Not libc's
+    // syscall(): that is the shim's own hook (raw_syscall.hpp).
+    if (is_socket(c)) {
+      return detail::raw_syscall(SYS_recvfrom, c.fd, detail::sc_arg(buf), static_cast<long>(n),
+                                 MSG_DONTWAIT, 0, 0);
+    }
     iovec v{buf, n};
     return readv_op(c, &v, 1);
   }
@@ -256,7 +261,10 @@ ssize_t read_op(IoCall& c, void* buf, size_t n) {
 
 ssize_t write_op(IoCall& c, const void* buf, size_t n) {
   if (c.nowait) {
-    if (is_socket(c)) return syscall(SYS_sendto, c.fd, buf, n, MSG_DONTWAIT, nullptr, 0);
+    if (is_socket(c)) {
+      return detail::raw_syscall(SYS_sendto, c.fd, detail::sc_arg(buf), static_cast<long>(n),
+                                 MSG_DONTWAIT, 0, 0);
+    }
     iovec v{const_cast<void*>(buf), n};
     return writev_op(c, &v, 1);
   }

@@ -52,7 +52,7 @@ io::WaitResult wait_any(const pollfd* fds, nfds_t n, TimePoint d) {
       return io::wait(fds[0].fd, events_of(fds[0].events) | io::kAfterEagain, d);
     }
   }
-  int ep = static_cast<int>(syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+  int ep = static_cast<int>(green::detail::raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
   if (ep < 0) return io::WaitResult::kReady;  // out of fds: let the caller spin once more
   for (nfds_t i = 0; i < n; ++i) {
     if (fds[i].fd < 0) continue;
@@ -61,9 +61,12 @@ io::WaitResult wait_any(const pollfd* fds, nfds_t n, TimePoint d) {
     ev.events = (e & io::kReadable ? EPOLLIN | EPOLLPRI | EPOLLRDHUP : 0u) |
                 (e & io::kWritable ? EPOLLOUT : 0u);
     ev.data.fd = fds[i].fd;
-    if (syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fds[i].fd, &ev) < 0 && errno == EEXIST) {
+    if (green::detail::raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fds[i].fd,
+                                   green::detail::sc_arg(&ev)) < 0 &&
+        errno == EEXIST) {
       ev.events |= EPOLLIN | EPOLLOUT | EPOLLPRI | EPOLLRDHUP;
-      syscall(SYS_epoll_ctl, ep, EPOLL_CTL_MOD, fds[i].fd, &ev);
+      green::detail::raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_MOD, fds[i].fd,
+                                 green::detail::sc_arg(&ev));
     }
   }
   io::WaitResult r = io::wait(ep, io::kReadable | io::kAfterEagain, d);  // fresh registration

@@ -321,25 +321,11 @@ KeySlot* key_slot(ShimThread* t, unsigned key, bool create) {
   return &b->slot[key % 32];
 }
 
-// glibc's syscall(): the raw call; -1 and errno for results in [-4095, -1].
-long raw_syscall(long n, long a1, long a2, long a3, long a4, long a5, long a6) {
-  long ret;
-  register long r10 asm("r10") = a4;
-  register long r8 asm("r8") = a5;
-  register long r9 asm("r9") = a6;
-  asm volatile("syscall"
-               : "=a"(ret)
-               : "0"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10), "r"(r8), "r"(r9)
-               : "rcx", "r11", "memory");
-  if (ret < 0 && ret > -4096) {
-    errno = int(-ret);
-    return -1;
-  }
-  return ret;
-}
+// glibc's syscall(): the raw call; -1 and errno for results in [-4095, -1] (raw_syscall.hpp).
+using detail::raw_syscall;
 
 void futex_wake_all(void* addr) {
-  syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, 0x7fffffff, nullptr, nullptr, 0);
+  raw_syscall(SYS_futex, detail::sc_arg(addr), FUTEX_WAKE_PRIVATE, 0x7fffffff);
 }
 
 }  // namespace

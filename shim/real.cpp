@@ -29,6 +29,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include "green/detail/raw_syscall.hpp"
+
 namespace green::shim::real {
 
 #define GREEN_SHIM_REAL_DEF(id, libc, name, version) sig::id* id = nullptr;
@@ -80,7 +82,7 @@ thread_local bool t_in_resolve = false;
                         "green: fatal: cannot find the real '%s'%s%s in the C library "
                         "(dlsym(RTLD_NEXT) failed); this glibc is not supported by the shim\n",
                         name, version ? " version " : "", version ? version : "");
-  if (n > 0) (void)!::syscall(SYS_write, 2, msg, static_cast<size_t>(n));
+  if (n > 0) (void)detail::raw_syscall_ret(SYS_write, 2, detail::sc_arg(msg), n);
   std::_Exit(127);
 }
 
@@ -99,7 +101,8 @@ void resolve_all() noexcept {
   bool expected = false;
   if (!g_resolving.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
     // Another thread resolves: wait for it (this only happens during process start-up).
-    while (!g_resolved.load(std::memory_order_acquire)) syscall(SYS_sched_yield);  // not the hook
+    while (!g_resolved.load(std::memory_order_acquire))
+      detail::raw_syscall_ret(SYS_sched_yield);  // not the hook
     t_in_resolve = false;
     return;
   }

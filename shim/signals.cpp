@@ -86,13 +86,7 @@ thread_local pid_t t_tid = 0;
 // The raw system call (no errno: returns -errno). Not syscall(): the shim interposes that one
 // (gettid/tgkill translate fiber-thread ids), and signal context needs the kernel's ids.
 long raw(long n, long a1 = 0, long a2 = 0, long a3 = 0, long a4 = 0) {
-  long ret;
-  register long r10 asm("r10") = a4;
-  asm volatile("syscall"
-               : "=a"(ret)
-               : "0"(n), "D"(a1), "S"(a2), "d"(a3), "r"(r10)
-               : "rcx", "r11", "memory");
-  return ret;
+  return detail::raw_syscall_ret(n, a1, a2, a3, a4);
 }
 template <class P>
 long lp(P p) {

@@ -1,5 +1,6 @@
 // Poller and green::io (design note in poller.hpp).
 #include "poller.hpp"
+#include "green/detail/raw_syscall.hpp"
 #include "tls.hpp"
 
 #include <poll.h>
@@ -49,16 +50,16 @@ constexpr std::uint32_t kEpollEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET
 constexpr int kMaxEvents = 256;
 
 int epoll_ctl_raw(int ep, int op, int fd, epoll_event* ev) {
-  return static_cast<int>(syscall(SYS_epoll_ctl, ep, op, fd, ev));
+  return static_cast<int>(raw_syscall(SYS_epoll_ctl, ep, op, fd, sc_arg(ev)));
 }
 }  // namespace
 
 Poller::Poller(Worker* w) : worker_(w) {
-  epfd_ = static_cast<int>(syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+  epfd_ = static_cast<int>(raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
 }
 
 Poller::~Poller() {
-  if (epfd_ >= 0) syscall(SYS_close, epfd_);
+  if (epfd_ >= 0) raw_syscall(SYS_close, epfd_);
 }
 
 bool Poller::watch() {
@@ -83,7 +84,7 @@ void Poller::on_epoll(uv_poll_t* h, int, int) {
 int Poller::poll_now() {
   if (!watching_) return 0;
   epoll_event evs[kMaxEvents];
-  int n = static_cast<int>(syscall(SYS_epoll_pwait, epfd_, evs, kMaxEvents, 0, nullptr, 8));
+  int n = static_cast<int>(raw_syscall(SYS_epoll_pwait, epfd_, sc_arg(evs), kMaxEvents, 0, 0, 8));
   for (int i = 0; i < n; ++i) {
     auto fd = static_cast<int>(evs[i].data.u64 & 0xffffffffu);
     auto gen = static_cast<std::uint32_t>(evs[i].data.u64 >> 32);
@@ -175,13 +176,18 @@ void Poller::close_all() {
 namespace {
 io::WaitResult result_of(WakeReason r) {
   switch (r) {
-    case WakeReason::kNotified: return io::WaitResult::kReady;
-    case WakeReason::kTimeout: return io::WaitResult::kTimeout;
-    case WakeReason::kDeadline: return io::WaitResult::kDeadline;
-    case WakeReason::kCancelled: return io::WaitResult::kCancelled;
+    case WakeReason::kNotified:
+      return io::WaitResult::kReady;
+    case WakeReason::kTimeout:
+      return io::WaitResult::kTimeout;
+    case WakeReason::kDeadline:
+      return io::WaitResult::kDeadline;
+    case WakeReason::kCancelled:
+      return io::WaitResult::kCancelled;
     case WakeReason::kInterrupted:
       return io::WaitResult::kInterrupted;  // shim signals
-    default: return io::WaitResult::kClosed;
+    default:
+      return io::WaitResult::kClosed;
   }
 }
 }  // namespace
@@ -200,7 +206,7 @@ io::WaitResult Poller::wait_one(int fd, short events, TimePoint deadline, bool p
   }
   if (!probed) {
     pollfd p{fd, events, 0};
-    if (syscall(SYS_poll, &p, 1, 0) > 0) return io::WaitResult::kReady;
+    if (raw_syscall(SYS_poll, sc_arg(&p), 1, 0) > 0) return io::WaitResult::kReady;
   }
   Waiter w(WaitKind::kIo, nullptr);
   w.fd = fd;
@@ -263,7 +269,9 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     // was already there when the fd was registered earlier has been consumed.
     std::unique_ptr<pollfd[]> copy(new pollfd[n]);
     for (unsigned long i = 0; i < n; ++i) copy[i] = fds[i];
-    if (syscall(SYS_poll, copy.get(), n, 0) > 0) return io::WaitResult::kReady;
+    if (raw_syscall(SYS_poll, sc_arg(copy.get()), static_cast<long>(n), 0) > 0) {
+      return io::WaitResult::kReady;
+    }
   }
   // entry_for may have yielded: an entry found early could have been dropped since. Check
   // again without yielding (a dropped entry means the fd was closed: report it).
@@ -427,7 +435,7 @@ void drop_everywhere(int fd, FdTable::Meta* meta) {
     if (!(mask & (1ull << (i % 64)))) continue;
     Worker* w = rt->worker(i);
     int ep = w->poller().epoll_fd();
-    if (ep >= 0) syscall(SYS_epoll_ctl, ep, EPOLL_CTL_DEL, fd, nullptr);  // ENOENT: fine
+    if (ep >= 0) detail::raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_DEL, fd, 0);  // ENOENT: fine
     if (w == self) {
       w->poller().fd_closed(fd, gen);
     } else {

@@ -12,10 +12,17 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "green/detail/raw_syscall.hpp"
+
 namespace green::detail {
 
-inline void cpu_relax() noexcept { __builtin_ia32_pause(); }
+inline void cpu_relax() noexcept {
+  __builtin_ia32_pause();
+}
 
-inline void os_yield() noexcept { ::syscall(SYS_sched_yield); }
+// The raw call: libc's syscall() is the shim's hook inside libgreen_preload (raw_syscall.hpp).
+inline void os_yield() noexcept {
+  raw_syscall_ret(SYS_sched_yield);
+}
 
 }  // namespace green::detail
