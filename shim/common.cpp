@@ -1,5 +1,6 @@
 // Implementation of the small helpers declared in common.hpp (time conversion, fiber sleep,
-// --stats counters). Touched by every thread; the counters are relaxed atomics.
+// --stats counters). Touched by every thread; the counters are relaxed atomics, striped per
+// worker (common.hpp).
 #include "common.hpp"
 
 #include <atomic>
@@ -33,39 +34,45 @@ detail::WakeReason sleep_until(TimePoint d) noexcept {
 }
 
 namespace {
-struct AtomicStats {
-  std::atomic<std::uint64_t> v[9];
+// One stripe per worker (index + 1, the last one shared by workers beyond it), stripe 0 for
+// other threads; a cache line or more each. Relaxed: counters order nothing.
+constexpr int kStripes = 16;
+struct alignas(64) Stripe {
+  std::atomic<std::uint64_t> v[kStatCount];
 };
-AtomicStats g_stats{};
-std::size_t index_of(std::uint64_t Stats::*field) {
-  static constexpr std::uint64_t Stats::*fields[] = {
-      &Stats::threads_created, &Stats::threads_live, &Stats::threads_peak,
-      &Stats::io_waits,        &Stats::sleeps,       &Stats::lock_waits,
-      &Stats::cond_waits,      &Stats::offloads,     &Stats::polls};
-  for (std::size_t i = 0; i < 9; ++i)
-    if (fields[i] == field) return i;
-  return 0;
+Stripe g_stripes[kStripes]{};
+// threads_live/threads_peak: one global pair (the peak needs the global live count).
+std::atomic<std::uint64_t> g_live{0}, g_peak{0};
+
+Stripe& my_stripe() noexcept {
+  int w = detail::thread_state().worker + 1;
+  return g_stripes[w < kStripes ? (w > 0 ? w : 0) : kStripes - 1];
 }
 }  // namespace
 
-void stat_add(std::uint64_t Stats::*field, std::uint64_t n) noexcept {
-  g_stats.v[index_of(field)].fetch_add(n, std::memory_order_relaxed);
+void stat_add_at(std::size_t index, std::uint64_t n) noexcept {
+  my_stripe().v[index].fetch_add(n, std::memory_order_relaxed);
 }
 
 void stat_live(int delta) noexcept {
-  auto live = g_stats.v[1].fetch_add(static_cast<std::uint64_t>(delta), std::memory_order_relaxed) +
+  auto live = g_live.fetch_add(static_cast<std::uint64_t>(delta), std::memory_order_relaxed) +
               static_cast<std::uint64_t>(delta);
-  auto peak = g_stats.v[2].load(std::memory_order_relaxed);
-  while (live > peak && !g_stats.v[2].compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
+  auto peak = g_peak.load(std::memory_order_relaxed);
+  while (live > peak && !g_peak.compare_exchange_weak(peak, live, std::memory_order_relaxed)) {
   }
 }
 
 Stats stats_snapshot() noexcept {
+  std::uint64_t sum[kStatCount] = {};
+  for (const Stripe& st : g_stripes)
+    for (std::size_t i = 0; i < kStatCount; ++i) sum[i] += st.v[i].load(std::memory_order_relaxed);
   Stats s{};
-  std::uint64_t* out[] = {&s.threads_created, &s.threads_live, &s.threads_peak,
-                          &s.io_waits,        &s.sleeps,       &s.lock_waits,
-                          &s.cond_waits,      &s.offloads,     &s.polls};
-  for (std::size_t i = 0; i < 9; ++i) *out[i] = g_stats.v[i].load(std::memory_order_relaxed);
+  std::uint64_t* out[kStatCount] = {&s.threads_created, &s.threads_live, &s.threads_peak,
+                                    &s.io_waits,        &s.sleeps,       &s.lock_waits,
+                                    &s.cond_waits,      &s.offloads,     &s.polls};
+  for (std::size_t i = 0; i < kStatCount; ++i) *out[i] = sum[i];
+  s.threads_live = g_live.load(std::memory_order_relaxed);
+  s.threads_peak = g_peak.load(std::memory_order_relaxed);
   return s;
 }
 

@@ -18,6 +18,7 @@
 
 #include <cerrno>
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <ctime>
 
@@ -120,7 +121,23 @@ struct Stats {
   std::uint64_t threads_created, threads_live, threads_peak;
   std::uint64_t io_waits, sleeps, lock_waits, cond_waits, offloads, polls;
 };
-void stat_add(std::uint64_t Stats::*field, std::uint64_t n = 1) noexcept;
+// Counters are striped per worker (stripe 0: threads green did not create) so that the hot
+// ones (io_waits, polls: one per parked I/O call) are never a cache line all workers write;
+// stats_snapshot() sums the stripes. stat_index() folds to a constant at each call site.
+constexpr std::size_t kStatCount = 9;
+constexpr std::size_t stat_index(std::uint64_t Stats::*field) noexcept {
+  constexpr std::uint64_t Stats::*fields[kStatCount] = {
+      &Stats::threads_created, &Stats::threads_live, &Stats::threads_peak,
+      &Stats::io_waits,        &Stats::sleeps,       &Stats::lock_waits,
+      &Stats::cond_waits,      &Stats::offloads,     &Stats::polls};
+  for (std::size_t i = 0; i < kStatCount; ++i)
+    if (fields[i] == field) return i;
+  return 0;
+}
+void stat_add_at(std::size_t index, std::uint64_t n) noexcept;
+inline void stat_add(std::uint64_t Stats::*field, std::uint64_t n = 1) noexcept {
+  stat_add_at(stat_index(field), n);
+}
 void stat_live(int delta) noexcept;
 Stats stats_snapshot() noexcept;
 
