@@ -1,8 +1,9 @@
 // The fd table (see fd_table.hpp for what an entry means).
 //
-// Storage: one array of FdEntry sized from RLIMIT_NOFILE's hard limit at start-up (at least
-// 65536, at most 2^20 entries), mapped with MAP_NORESERVE so untouched pages cost nothing.
-// fds beyond it get no entry and are passed through untouched (documented in docs/shim.md).
+// Storage: one array of FdEntry sized at start-up by the per-fd tables' one rule
+// (runtime/src/fd_capacity.hpp: RLIMIT_NOFILE's hard limit, at least 2^16, at most 2^20
+// entries, MAP_NORESERVE so untouched pages cost nothing). fds beyond it get no entry and are
+// passed through untouched (documented in docs/shim.md).
 //
 // Classification rules (classify()): socket -> managed (stream if SOCK_STREAM/SEQPACKET);
 // FIFO -> managed stream; anonymous inode (eventfd, timerfd, signalfd, inotify: st_mode has no
@@ -11,8 +12,6 @@
 #include "fd_table.hpp"
 
 #include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -20,6 +19,7 @@
 
 #include <cerrno>
 
+#include "../runtime/src/fd_capacity.hpp"
 #include "common.hpp"
 #include "green/io.hpp"
 #include "real.hpp"
@@ -82,33 +82,28 @@ std::uint32_t classify_now(int fd, bool inherited) {
 
 void init() noexcept {
   bool expected = false;
-  if (!g_init.compare_exchange_strong(expected, true)) return;
+  if (!g_init.compare_exchange_strong(expected, true)) return;  // seq_cst: one init, any order
   int saved = errno;
-  rlimit rl{};
-  rlim_t n = 65536;
-  if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_max != RLIM_INFINITY && rl.rlim_max > n)
-    n = rl.rlim_max;
-  if (n > (1u << 20)) n = 1u << 20;
-  void* p = mmap(nullptr, n * sizeof(FdEntry), PROT_READ | PROT_WRITE,
-                 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (p == MAP_FAILED) {
+  int n = green::detail::fd_table_size();
+  g_table = green::detail::map_fd_table<FdEntry>(n);  // zero pages are valid (all-zero) entries
+  if (!g_table) {
     errno = saved;
     return;
   }
-  g_table = static_cast<FdEntry*>(p);  // zero pages are valid FdEntry objects (all zero)
   // Mark what is open now. /proc/self/fd would need opendir (malloc) this early; probing the
   // low range with F_GETFD is cheap and enough for what a process inherits in practice.
-  int probe = static_cast<int>(n < 4096 ? n : 4096);
+  int probe = n < 4096 ? n : 4096;
   for (int fd = 0; fd < probe; ++fd) {
     if (real::fcntl(fd, F_GETFD) < 0) continue;
     g_table[fd].bits.store(classify_now(fd, true), std::memory_order_relaxed);
   }
-  __atomic_store_n(&g_capacity, static_cast<int>(n), __ATOMIC_RELEASE);
+  // release: publishes the table and the classifications above to get()'s acquire load.
+  __atomic_store_n(&g_capacity, n, __ATOMIC_RELEASE);
   errno = saved;
 }
 
 int capacity() noexcept {
-  return __atomic_load_n(&g_capacity, __ATOMIC_ACQUIRE);
+  return __atomic_load_n(&g_capacity, __ATOMIC_ACQUIRE);  // pairs with init()'s release
 }
 
 FdEntry* detail::classify_slow(int fd, FdEntry* e) noexcept {
@@ -136,6 +131,8 @@ void received(int fd) noexcept {
 }
 
 int description_flags(int fd, FdEntry* e) noexcept {
+  // acquire: pairs with flags_changed()/forked() bumping the epoch (release): a reader of the
+  // new epoch re-reads flags that changed before the bump.
   std::uint32_t epoch = g_epoch.load(std::memory_order_acquire);
   int fl = e->fl.load(std::memory_order_relaxed);
   // After a fork the child may change any description at any time: always ask the kernel.
@@ -156,6 +153,7 @@ void flags_changed(FdEntry* e) noexcept {
   e->fl.store(-1, std::memory_order_relaxed);
   // release: pairs with description_flags' acquire (a reader of the new epoch re-reads).
   if ((e->load() & kShared) || g_all_shared.load(std::memory_order_relaxed))
+    // release: after the fork flag above; pairs with description_flags()' acquire load.
     g_epoch.fetch_add(1, std::memory_order_release);
 }
 
@@ -165,6 +163,7 @@ void timeouts_set() noexcept {
 
 void forked() noexcept {
   g_all_shared.store(true, std::memory_order_relaxed);
+  // release: after the fork flag above; pairs with description_flags()' acquire load.
   g_epoch.fetch_add(1, std::memory_order_release);
 }
 

@@ -1,7 +1,9 @@
 // green::io: readiness waits on socketpairs and pipes, timeouts, hang-ups, io::close / forget
-// waking waiters (EBADF), several workers waiting on one fd, fd-number reuse, and off-fiber use.
+// waking waiters (EBADF), several workers waiting on one fd, fd-number reuse, fds beyond the
+// per-fd tables, and off-fiber use.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -419,6 +421,47 @@ TEST_P(IoTest, FdNumberReusedAfterClose) {
     writer.join();
     EXPECT_FALSE(green::io::wait_readable(sp2.b, 20ms));
   });
+}
+
+// The per-fd rule (docs/hacking.md §6): FdTable and the Pollers' entries are sized once, from
+// RLIMIT_NOFILE's hard limit when the runtime starts (at least 2^16 entries). An fd numbered
+// beyond them (the limit raised later) has no entry and takes the plain path: io::wait blocks
+// in poll(2), io::close is close(2). Raising the hard limit needs CAP_SYS_RESOURCE.
+TEST_P(IoTest, FdBeyondTheTablesTakesThePlainPath) {
+  rlimit old{};
+  ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &old), 0);
+  if (old.rlim_max == RLIM_INFINITY || old.rlim_max > 65536)
+    GTEST_SKIP() << "RLIMIT_NOFILE's hard limit already sizes the tables beyond fd 65536";
+  constexpr int kFd = 65536 + 7;
+  bool raised = false;
+  run([&] {
+    // Raised only now: the runtime's tables were sized when it started.
+    rlimit more{kFd + 1, kFd + 1};
+    if (::setrlimit(RLIMIT_NOFILE, &more) != 0) return;  // EPERM: not privileged
+    raised = true;
+    struct Restore {
+      const rlimit& lim;
+      ~Restore() { EXPECT_EQ(::setrlimit(RLIMIT_NOFILE, &lim), 0); }
+    } restore{old};
+    SocketPair sp;
+    ASSERT_EQ(::dup2(sp.a, kFd), kFd);
+    EXPECT_FALSE(green::io::wait_readable(kFd, 30ms));
+    EXPECT_EQ(green::io::wait(kFd, green::io::kWritable, Clock::now() + 10s), WaitResult::kReady);
+    ASSERT_EQ(::write(sp.b, "z", 1), 1);
+    auto r = green::io::wait(kFd, green::io::kReadable, Clock::now() + 10s);
+    EXPECT_EQ(r, WaitResult::kReady) << name(r);
+    EXPECT_EQ(green::io::close(kFd), 0);
+    errno = 0;
+    EXPECT_EQ(::fcntl(kFd, F_GETFD), -1);
+    EXPECT_EQ(errno, EBADF);
+    EXPECT_EQ(green::io::close(kFd), -1);
+    EXPECT_EQ(errno, EBADF);
+    // The socket itself is still on the tables' path.
+    char c = 0;
+    EXPECT_EQ(::read(sp.a, &c, 1), 1);
+    EXPECT_EQ(c, 'z');
+  });
+  if (!raised) GTEST_SKIP() << "setrlimit(RLIMIT_NOFILE) failed (needs CAP_SYS_RESOURCE)";
 }
 
 TEST_P(IoTest, PlainThreadWaitsWhileRuntimeRuns) {

@@ -1,7 +1,5 @@
 // Poller and green::io (design note in poller.hpp).
 #include "poller.hpp"
-#include "green/detail/raw_syscall.hpp"
-#include "tls.hpp"
 
 #include <poll.h>
 #include <sys/epoll.h>
@@ -13,10 +11,13 @@
 #include <memory>
 #include <system_error>
 
+#include "fd_capacity.hpp"
 #include "green/detail/hooks.hpp"
+#include "green/detail/raw_syscall.hpp"
 #include "green/fiber.hpp"
 #include "green/io.hpp"
 #include "runtime.hpp"
+#include "tls.hpp"
 #include "worker.hpp"
 
 namespace green::detail {
@@ -24,24 +25,11 @@ namespace green::detail {
 // --- FdTable --------------------------------------------------------------------------------
 
 FdTable& FdTable::instance() {
-  static FdTable table;
+  static FdTable table(fd_table_size());
   return table;
 }
 
-FdTable::Meta* FdTable::get(int fd) {
-  if (fd < 0 || fd >= kBlock * kBlocks) return nullptr;
-  auto& slot = blocks_[fd / kBlock];
-  Meta* block = slot.load(std::memory_order_acquire);
-  if (!block) {
-    auto* fresh = new Meta[kBlock];
-    if (slot.compare_exchange_strong(block, fresh, std::memory_order_acq_rel)) {
-      block = fresh;
-    } else {
-      delete[] fresh;  // another thread won; `block` now holds its pointer
-    }
-  }
-  return &block[fd % kBlock];
-}
+FdTable::FdTable(int size) : table_(map_fd_table<Meta>(size)), size_(table_ ? size : 0) {}
 
 // --- Poller -----------------------------------------------------------------------------------
 
@@ -54,11 +42,14 @@ int epoll_ctl_raw(int ep, int op, int fd, epoll_event* ev) {
 }
 }  // namespace
 
-Poller::Poller(Worker* w) : worker_(w) {
-  epfd_ = static_cast<int>(raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
-}
+Poller::Poller(Worker* w)
+    : worker_(w),
+      epfd_(static_cast<int>(raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC))),
+      size_(FdTable::instance().size()),
+      entries_(map_fd_table<Entry*>(size_)) {}
 
 Poller::~Poller() {
+  unmap_fd_table(entries_, size_);
   if (epfd_ >= 0) raw_syscall(SYS_close, epfd_);
 }
 
@@ -82,13 +73,14 @@ void Poller::on_epoll(uv_poll_t* h, int, int) {
 }
 
 int Poller::poll_now() {
+  owner_.assert_held();  // the loop's callback, on the scheduler context
   if (!watching_) return 0;
   epoll_event evs[kMaxEvents];
   int n = static_cast<int>(raw_syscall(SYS_epoll_pwait, epfd_, sc_arg(evs), kMaxEvents, 0, 0, 8));
   for (int i = 0; i < n; ++i) {
     auto fd = static_cast<int>(evs[i].data.u64 & 0xffffffffu);
     auto gen = static_cast<std::uint32_t>(evs[i].data.u64 >> 32);
-    if (static_cast<std::size_t>(fd) >= entries_.size()) continue;
+    if (fd < 0 || fd >= used_) continue;
     Entry* e = entries_[fd];
     if (!e || e->gen != gen) continue;  // a stale kernel registration (see the design note)
     std::uint32_t ev = evs[i].events;
@@ -113,8 +105,13 @@ int Poller::poll_now() {
 }
 
 Poller::Entry* Poller::entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res) {
-  if (static_cast<std::size_t>(fd) >= entries_.size()) entries_.resize(fd + 1, nullptr);
+  if (!entries_) {  // the mapping failed: nothing can be registered
+    *res = io::WaitResult::kClosed;
+    return nullptr;
+  }
   for (;;) {
+    // acquire: pairs with the closer's acq_rel bump (drop_everywhere): a wait that sees the
+    // new generation also sees what the closer did before it (the shim's entry reset).
     std::uint32_t gen = meta->gen.load(std::memory_order_acquire);
     Entry* e = entries_[fd];
     if (e && e->gen == gen) return e;     // registered for the file this number names now
@@ -145,6 +142,7 @@ Poller::Entry* Poller::entry_for(int fd, FdTable::Meta* meta, io::WaitResult* re
     e->fd = fd;
     e->gen = gen;
     entries_[fd] = e;
+    if (fd >= used_) used_ = fd + 1;
     return e;
   }
 }
@@ -157,16 +155,18 @@ void Poller::drop(Entry* e, WakeReason why) {
 }
 
 void Poller::fd_closed(int fd, std::uint32_t gen) {
-  if (fd < 0 || static_cast<std::size_t>(fd) >= entries_.size()) return;
+  owner_.assert_held();  // a message on the scheduler context, or the closing fiber itself
+  if (fd < 0 || fd >= used_) return;
   Entry* e = entries_[fd];
   if (e && static_cast<std::int32_t>(e->gen - gen) < 0) drop(e, WakeReason::kClosed);
 }
 
 void Poller::close_all() {
-  for (Entry* e : entries_) {
-    if (e) drop(e, WakeReason::kClosed);
+  owner_.assert_held();  // worker teardown, on its thread
+  for (int fd = 0; fd < used_; ++fd) {
+    if (Entry* e = entries_[fd]) drop(e, WakeReason::kClosed);
   }
-  entries_.clear();
+  used_ = 0;
   if (watching_) {
     uv_close(reinterpret_cast<uv_handle_t*>(&watch_), nullptr);
     watching_ = false;
@@ -230,6 +230,7 @@ io::WaitResult Poller::wait_one(int fd, short events, TimePoint deadline, bool p
 }
 
 io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadline, bool probed) {
+  owner_.assert_held();  // a fiber of this worker (io::wait_any takes the current worker's)
   if (n == 1 && fds[0].fd >= 0 && (fds[0].events & (POLLIN | POLLOUT)))
     return wait_one(fds[0].fd, static_cast<short>(fds[0].events & (POLLIN | POLLOUT)), deadline,
                     probed);
@@ -349,11 +350,24 @@ namespace green::io {
 using detail::FdTable;
 using detail::Worker;
 
+namespace {
+
+// True if one of fds has no FdTable entry (beyond the table: see poller.hpp, Tables).
+bool beyond_table(const pollfd* fds, unsigned long n) {
+  int size = FdTable::instance().size();
+  for (unsigned long i = 0; i < n; ++i) {
+    if (fds[i].fd >= size) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
 WaitResult wait_any(const pollfd* fds, unsigned long n,
                     std::chrono::steady_clock::time_point deadline, unsigned flags) noexcept {
   Worker* w = Worker::current();
-  if (!w || !detail::tls().task) {
-    // Plain thread: block in poll(2).
+  if (!w || !detail::tls().task || beyond_table(fds, n)) {
+    // Plain thread, or an fd without a table entry (the plain path): block in poll(2).
     for (;;) {
       int ms = -1;
       if (deadline != detail::kNoDeadline) {
@@ -364,7 +378,12 @@ WaitResult wait_any(const pollfd* fds, unsigned long n,
       }
       std::unique_ptr<pollfd[]> copy(new pollfd[n]);
       for (unsigned long i = 0; i < n; ++i) copy[i] = fds[i];
-      int r = ::poll(copy.get(), n, ms);
+      int r;
+      {
+        // On a fiber (an fd beyond the tables) the shim's poll hook would come back here.
+        detail::ShimBypass bypass;
+        r = ::poll(copy.get(), n, ms);
+      }
       if (r > 0) {
         for (unsigned long i = 0; i < n; ++i) {
           if (copy[i].revents & POLLNVAL) return WaitResult::kClosed;
@@ -425,6 +444,8 @@ namespace {
 void drop_everywhere(int fd, FdTable::Meta* meta) {
   // acq_rel: a waiter that loads the new generation (acquire) also sees what preceded it.
   std::uint32_t gen = meta->gen.fetch_add(1, std::memory_order_acq_rel) + 1;
+  // seq_cst: the closer's side of the Dekker pair with entry_for (poller.hpp, Close): after
+  // io::close's `closing` increment, so a waiter that set its bit too late sees `closing`.
   std::uint64_t mask = meta->workers.exchange(0, std::memory_order_seq_cst);
   if (!mask) return;
   auto* rt = detail::Runtime::current();
@@ -456,10 +477,14 @@ void forget(int fd) noexcept {
 int close(int fd) noexcept {
   FdTable::Meta* meta = FdTable::instance().get(fd);
   if (!meta) return ::close(fd);
+  // seq_cst: the closer's store of the Dekker pair with entry_for (its bit, then `closing`);
+  // ordered before drop_everywhere's exchange of the worker mask.
   meta->closing.fetch_add(1, std::memory_order_seq_cst);
   drop_everywhere(fd, meta);
   int r = ::close(fd);
   int saved = errno;
+  // After close(2): a waiter that sees `closing` back at 0 registers again and gets EBADF
+  // (or the new file under a reused number), never the closed file's registration.
   meta->closing.fetch_sub(1, std::memory_order_seq_cst);
   errno = saved;
   return r;

@@ -39,6 +39,17 @@
 // count form a Dekker pair (each side writes its own, seq_cst, then reads the other's), so
 // either the closer sees the bit and removes that worker's registration, or the waiter sees
 // `closing` and does not register until the close is done.
+//
+// Tables (the per-fd rule, fd_capacity.hpp and docs/hacking.md §6): FdTable and every
+// Poller's `entries_` are arrays indexed by the fd number, both of FdTable's size, mapped
+// once and never grown. An fd beyond them has no entry: io::wait_any blocks in poll(2) for it
+// (the plain path, as the shim passes such an fd through) and io::close is plain close(2).
+//
+// Threads and annotations: FdTable's fields are atomics any thread uses (orders at each
+// site). A Poller's own fields are its worker's (GREEN_GUARDED_BY(owner_), a ThreadRole):
+// every member runs on that worker's thread (wait() on its fibers, poll_now() and close_all()
+// on its scheduler context, fd_closed() on either) except epoll_fd(), set once in the
+// constructor and read by closers on any thread.
 #pragma once
 
 #include <poll.h>
@@ -47,8 +58,8 @@
 
 #include <atomic>
 #include <cstdint>
-#include <vector>
 
+#include "green/detail/thread_annotations.hpp"
 #include "green/detail/wait.hpp"
 #include "green/io.hpp"
 
@@ -56,7 +67,8 @@ namespace green::detail {
 
 class Worker;
 
-// Process-wide per-fd metadata. Lazily allocated blocks, never freed (fds are small ints).
+// Process-wide per-fd metadata: one Meta per fd number below size(), mapped once (all zero:
+// a valid Meta) and never freed, since any thread may still hold a Meta* at exit.
 class FdTable {
  public:
   struct Meta {
@@ -65,12 +77,14 @@ class FdTable {
     std::atomic<std::uint64_t> workers{0};  // bit (index % 64) set: that worker may watch it
   };
   static FdTable& instance();
-  Meta* get(int fd);  // nullptr for negative / absurd fds
+  // nullptr for a negative fd or one beyond the table (the plain path).
+  Meta* get(int fd) noexcept { return fd >= 0 && fd < size_ ? &table_[fd] : nullptr; }
+  int size() const noexcept { return size_; }
 
  private:
-  static constexpr int kBlock = 4096;
-  static constexpr int kBlocks = 1 << 12;  // up to 16M fds
-  std::atomic<Meta*> blocks_[kBlocks] = {};
+  explicit FdTable(int size);
+  Meta* const table_;
+  const int size_;  // 0 if the mapping failed: every fd takes the plain path
 };
 
 class Poller {
@@ -81,6 +95,7 @@ class Poller {
   // Parks the running fiber until one of fds is ready (see io::wait_any).
   // `probed`: the caller's own syscall just failed with EAGAIN (io::kAfterEagain); otherwise
   // the kernel is asked with a zero-timeout poll(2) before parking.
+  // fds beyond FdTable's size are the caller's (io::wait_any blocks in poll(2) for them).
   io::WaitResult wait(const pollfd* fds, unsigned long n, TimePoint deadline, bool probed);
   // Wakes the waiters of fd's registration here with kClosed and forgets it, if it is older
   // than `gen` (the generation the closer created). The closer already removed it from epoll.
@@ -106,16 +121,22 @@ class Poller {
     WaitList writers;
   };
   static void on_epoll(uv_poll_t* h, int status, int events);
-  Entry* entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res);
-  io::WaitResult wait_one(int fd, short events, TimePoint deadline, bool probed);
-  void drop(Entry* e, WakeReason why);
-  bool watch();
+  Entry* entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res) GREEN_REQUIRES(owner_);
+  io::WaitResult wait_one(int fd, short events, TimePoint deadline, bool probed)
+      GREEN_REQUIRES(owner_);
+  void drop(Entry* e, WakeReason why) GREEN_REQUIRES(owner_);
+  bool watch() GREEN_REQUIRES(owner_);
 
-  Worker* worker_;
-  int epfd_ = -1;
-  bool watching_ = false;
-  uv_poll_t watch_;
-  std::vector<Entry*> entries_;  // by fd
+  Worker* const worker_;
+  const int epfd_;    // read by closers on any thread
+  ThreadRole owner_;  // the worker's thread (see the note above)
+  bool watching_ GREEN_GUARDED_BY(owner_) = false;
+  uv_poll_t watch_ GREEN_GUARDED_BY(owner_);
+  // By fd, FdTable's size; entries below `used_` only (1 + the highest fd ever registered),
+  // which bounds the teardown scan.
+  const int size_;
+  Entry** const entries_ GREEN_PT_GUARDED_BY(owner_);
+  int used_ GREEN_GUARDED_BY(owner_) = 0;
 };
 
 }  // namespace green::detail

@@ -31,6 +31,23 @@
 #define GREEN_ACQUIRE(...) GREEN_TSA(acquire_capability(__VA_ARGS__))
 #define GREEN_RELEASE(...) GREEN_TSA(release_capability(__VA_ARGS__))
 #define GREEN_TRY_ACQUIRE(...) GREEN_TSA(try_acquire_capability(__VA_ARGS__))
+// On a function: from its return on, the caller holds the capability (a check, or a role).
+#define GREEN_ASSERT_CAPABILITY(x) GREEN_TSA(assert_capability(x))
 // On a function whose locking the analysis cannot follow (a lock released through a
 // function pointer, a lock handed between threads): say why at the use.
 #define GREEN_NO_THREAD_SAFETY_ANALYSIS GREEN_TSA(no_thread_safety_analysis)
+
+namespace green::detail {
+
+// A thread role (Chromium's THREAD_CHECKER, in -Wthread-safety terms): a capability that
+// stands for "running on the owner's thread", for state that one thread owns and that needs
+// no lock. Its fields are GREEN_GUARDED_BY(role); the entry points, which run on the owner's
+// thread by contract, call role.assert_held(); private helpers are GREEN_REQUIRES(role). The
+// assertion is for the analysis only (it compiles to nothing): it makes clang check that no
+// helper and no field is reached from a function that did not state the role.
+class GREEN_CAPABILITY("role") ThreadRole {
+ public:
+  void assert_held() const noexcept GREEN_ASSERT_CAPABILITY(this) {}
+};
+
+}  // namespace green::detail
