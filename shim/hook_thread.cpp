@@ -379,6 +379,7 @@ void run_key_destructors(ShimThread* t) noexcept {
         void* v = real::pthread_getspecific(k);
         if (!v) continue;
         real::pthread_setspecific(k, nullptr);
+        // acquire: pairs with pthread_key_create's release store of the destructor.
         if (void (*dtor)(void*) = g_keys[k].dtor.load(std::memory_order_acquire)) {
           dtor(v);
           any = true;
@@ -393,6 +394,8 @@ void run_key_destructors(ShimThread* t) noexcept {
     for (unsigned k = 0; k < kMaxKeys; ++k) {
       KeySlot* s = key_slot(t, k, false);
       if (!s || !s->value) continue;
+      // acquire (both): pair with pthread_key_create/_delete's release store and acq_rel bump;
+      // a slot written under an older seq belongs to a deleted key and gets no destructor.
       void (*dtor)(void*) = g_keys[k].dtor.load(std::memory_order_acquire);
       bool live = s->seq == g_keys[k].seq.load(std::memory_order_acquire);
       void* v = s->value;
@@ -578,6 +581,7 @@ GREEN_HOOK(pthread_once) {
   if (mode() != Mode::kFiber) return real::pthread_once(once, init);
   auto* word = reinterpret_cast<std::atomic<int>*>(once);
   for (;;) {
+    // acquire: pairs with the initializer's release store of 2 (its init() writes are visible).
     int v = word->load(std::memory_order_acquire);
     if (v & 2) return 0;  // __PTHREAD_ONCE_DONE
     if (v == 0) {
@@ -597,6 +601,7 @@ GREEN_HOOK(pthread_once) {
 GREEN_HOOK(pthread_key_create) {
   int r = real::pthread_key_create(key, dtor);
   if (r == 0 && *key < kMaxKeys) {
+    // release, then acq_rel seq bump: a thread that sees the odd seq (acquire) sees the dtor.
     g_keys[*key].dtor.store(dtor, std::memory_order_release);
     g_keys[*key].seq.fetch_add(1, std::memory_order_acq_rel);  // now odd: in use
   }
@@ -606,6 +611,7 @@ GREEN_HOOK(pthread_key_create) {
 GREEN_HOOK(pthread_key_delete) {
   int r = real::pthread_key_delete(key);
   if (r == 0 && key < kMaxKeys) {
+    // release, then the acq_rel seq bump: slots of the old seq read as empty (getspecific).
     g_keys[key].dtor.store(nullptr, std::memory_order_release);
     g_keys[key].seq.fetch_add(1, std::memory_order_acq_rel);  // now even: free
   }
@@ -617,6 +623,7 @@ GREEN_HOOK(pthread_getspecific) {
     return real::pthread_getspecific(key);
   if (key >= kMaxKeys) return nullptr;
   KeySlot* s = key_slot(current_thread(), key, false);
+  // acquire: pairs with pthread_key_create/_delete's acq_rel seq bump.
   if (!s || s->seq != g_keys[key].seq.load(std::memory_order_acquire)) return nullptr;
   return s->value;
 }

@@ -96,9 +96,11 @@ void resolve_one(F*& slot, const char* name, const char* version) {
 }  // namespace
 
 void resolve_all() noexcept {
+  // acquire: pairs with the release store below: the real pointers are all written.
   if (g_resolved.load(std::memory_order_acquire)) return;
   t_in_resolve = true;
   bool expected = false;
+  // acq_rel: one thread wins the resolution; the losers wait for g_resolved below.
   if (!g_resolving.compare_exchange_strong(expected, true, std::memory_order_acq_rel)) {
     // Another thread resolves: wait for it (this only happens during process start-up).
     while (!g_resolved.load(std::memory_order_acquire))
@@ -109,11 +111,13 @@ void resolve_all() noexcept {
 #define GREEN_SHIM_REAL_RESOLVE(id, libc, name, version) resolve_one(id, name, version);
   GREEN_SHIM_REAL_LIST(GREEN_SHIM_REAL_RESOLVE)
 #undef GREEN_SHIM_REAL_RESOLVE
+  // release: publishes every real pointer written above to the acquire loads of g_resolved.
   g_resolved.store(true, std::memory_order_release);
   t_in_resolve = false;
 }
 
 bool ensure_resolved() noexcept {
+  // acquire: pairs with resolve_all()'s release store.
   if (g_resolved.load(std::memory_order_acquire)) [[likely]]
     return true;
   if (t_in_resolve) return false;

@@ -159,12 +159,14 @@ void apply_locked(int s) {
                  (dfl_taken || (f & SA_RESTART) ? SA_RESTART : 0);
     sigfillset(&k.sa_mask);
     for (int f2 : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&k.sa_mask, f2);
+    // release (taken, both branches): after the disposition fields; pairs with kill_self's
+    // acquire load (a sender that sees `taken` sees the handler it will route to).
     a.taken.store(true, std::memory_order_release);
   } else {
     k.sa_handler = reinterpret_cast<void (*)(int)>(h);
     k.sa_flags = a.flags.load(std::memory_order_relaxed);
     k.sa_mask = set_of(a.mask.load(std::memory_order_relaxed));
-    a.taken.store(false, std::memory_order_release);
+    a.taken.store(false, std::memory_order_release);  // release: as in the branch above
   }
   real::sigaction(s, &k, nullptr);
 }
@@ -175,6 +177,7 @@ void take_over(int s) {
   SignalsBlocked b;
   g_act_lock.lock();
   ensure_known_locked(s);
+  // release: pairs with the acquire fast-path check above (the disposition is known).
   g_act[s].want.store(true, std::memory_order_release);
   if (!g_act[s].taken.load(std::memory_order_relaxed) &&
       g_act[s].handler.load(std::memory_order_relaxed) == reinterpret_cast<std::uintptr_t>(SIG_DFL))
@@ -210,6 +213,7 @@ void default_action(int s) {
     struct sigaction k {};
     k.sa_handler = SIG_DFL;
     real::sigaction(s, &k, nullptr);
+    // release: as in apply_locked (pairs with kill_self's acquire load).
     g_act[s].taken.store(false, std::memory_order_release);
     g_act_lock.unlock();
   }
@@ -224,6 +228,7 @@ void default_action(int s) {
 // handler ran; *restart is cleared unless it had SA_RESTART.
 bool deliver_one(ShimThread* t, int s, bool* restart, void* kernel_uc) {
   Action& a = g_act[s];
+  // acquire: pairs with do_sigaction's release store of the handler.
   auto h = a.handler.load(std::memory_order_acquire);
   int flags = a.flags.load(std::memory_order_relaxed);
   std::uint64_t amask = a.mask.load(std::memory_order_relaxed);
@@ -235,6 +240,7 @@ bool deliver_one(ShimThread* t, int s, bool* restart, void* kernel_uc) {
   if (flags & SA_RESETHAND) {
     SignalsBlocked b;
     g_act_lock.lock();
+    // release: pairs with deliver_one/plain_call's acquire load of the handler.
     a.handler.store(reinterpret_cast<std::uintptr_t>(SIG_DFL), std::memory_order_release);
     a.flags.store(flags & ~(SA_SIGINFO | SA_RESETHAND), std::memory_order_relaxed);
     apply_locked(s);
@@ -243,6 +249,8 @@ bool deliver_one(ShimThread* t, int s, bool* restart, void* kernel_uc) {
   SigThread& st = t->sig;
   std::uint64_t old = st.mask.load(std::memory_order_relaxed);
   std::uint64_t during = (old | amask | ((flags & SA_NODEFER) ? 0 : bit(s))) & ~kUnblockable;
+  // seq_cst: the mask store of the mask/pending Dekker pair (signals.hpp: the target stores
+  // its mask, then loads pending; a sender fetch_ors pending, then loads the mask).
   st.mask.store(during, std::memory_order_seq_cst);
   siginfo_t si = info_of(s);
   ucontext_t fake;
@@ -265,16 +273,18 @@ bool deliver_pending(ShimThread* t, bool* restart, void* kernel_uc) {
   SigThread& st = t->sig;
   bool any = false;
   for (int round = 0; round < 4 * kMaxSig; ++round) {
+    // seq_cst (mask, pending, claim): the target's side of the mask/pending Dekker pair with
+    // post() and on_signal; fetch_and claims a bit exactly once against other claimers.
     std::uint64_t m = st.mask.load(std::memory_order_seq_cst);
     std::atomic<std::uint64_t>* from = &st.pending;
     std::uint64_t d = st.pending.load(std::memory_order_seq_cst) & ~m;
     if (!d) {
       from = &g_proc_pending;
-      d = g_proc_pending.load(std::memory_order_seq_cst) & ~m;
+      d = g_proc_pending.load(std::memory_order_seq_cst) & ~m;  // seq_cst: as above
     }
     if (!d) break;
     int s = __builtin_ctzll(d) + 1;
-    if (!(from->fetch_and(~bit(s), std::memory_order_seq_cst) & bit(s))) continue;
+    if (!(from->fetch_and(~bit(s), std::memory_order_seq_cst) & bit(s))) continue;  // claim
     if (deliver_one(t, s, restart, kernel_uc)) any = true;
   }
   return any;
@@ -327,6 +337,8 @@ void post(ShimThread* t, int s) {
 
 bool eligible(ShimThread* t, std::uint64_t b) {
   SigThread& st = t->sig;
+  // seq_cst: the sender's loads of the Dekker pairs (task with thread_exit; mask and waitset
+  // with the target's stores, see post()).
   return st.task.load(std::memory_order_seq_cst) &&
          (!(st.mask.load(std::memory_order_seq_cst) & b) ||
           (st.waitset.load(std::memory_order_seq_cst) & b));
@@ -337,6 +349,7 @@ ShimThread* choose(int s, ShimThread* cur) {
   std::uint64_t b = bit(s);
   if (g_main && eligible(g_main, b)) return g_main;
   if (cur && eligible(cur, b)) return cur;
+  // acquire: pairs with register_thread/thread_exit's release stores of the links.
   for (SigThread* p = g_head.load(std::memory_order_acquire); p;
        p = p->next.load(std::memory_order_acquire)) {
     ShimThread* t = owner_of(p);
@@ -352,20 +365,24 @@ bool route_process_directed(int s, ShimThread* cur) {
   g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
   ShimThread* t = choose(s, cur);
   bool mine = false;
+  // seq_cst (g_proc_pending, mask, pending): the sender's side of the mask/pending pair.
   if (!t) {
     g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
   } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
+    // seq_cst: the sender's side of the mask/pending Dekker pair (see post()).
     cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
     mine = true;
   } else {
     post(t, s);
   }
+  // seq_cst: pairs with thread_exit's load of g_walkers (after its store of task).
   g_walkers.fetch_sub(1, std::memory_order_seq_cst);
   return mine;
 }
 
 void plain_call(int s, siginfo_t* info, void* uc) {
   Action& a = g_act[s];
+  // acquire: pairs with do_sigaction's release store of the handler.
   auto h = a.handler.load(std::memory_order_acquire);
   int flags = a.flags.load(std::memory_order_relaxed);
   if (h == reinterpret_cast<std::uintptr_t>(SIG_IGN)) return;
@@ -406,6 +423,7 @@ void on_signal(int s, siginfo_t* info, void* uc) {
   }
   ShimThread* direct = nullptr;
   if (thread_directed) {
+    // seq_cst: the sender's side of the mask/pending Dekker pair (see post()).
     cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
     if (!(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) direct = cur;
   } else if (route_process_directed(s, cur)) {
@@ -419,6 +437,7 @@ void register_thread(ShimThread* t) {
   SigThread& st = t->sig;
   st.owner = t;
   st.tid.store(my_tid(), std::memory_order_relaxed);
+  // seq_cst: the task store of the walker protocol (see thread_exit).
   st.task.store(detail::current_task(), std::memory_order_seq_cst);
   g_reg_lock.lock();
   st.next.store(g_head.load(std::memory_order_relaxed), std::memory_order_relaxed);
@@ -455,6 +474,7 @@ void enable_main(ShimThread* main) noexcept {
   raw(SYS_rt_sigprocmask, SIG_SETMASK, 0, lp(&cur), _NSIG / 8);
   main->sig.mask.store(bits_of(&cur) & ~kUnblockable, std::memory_order_relaxed);
   register_thread(main);
+  // seq_cst: after main is registered; active()'s relaxed reads need only see it eventually.
   g_enabled.store(true, std::memory_order_seq_cst);
 }
 
@@ -479,6 +499,7 @@ void thread_exit(ShimThread* t) noexcept {
     if (p != &st) continue;
     SigThread* n = st.next.load(std::memory_order_relaxed);
     if (prev) {
+      // release (both): pairs with choose()'s acquire walk of the links.
       prev->next.store(n, std::memory_order_release);
     } else {
       g_head.store(n, std::memory_order_release);
@@ -543,11 +564,13 @@ int send_to(ShimThread* t, int s) noexcept {
   }
   g_walkers.fetch_add(1, std::memory_order_seq_cst);  // see thread_exit
   if (t->sig.task.load(std::memory_order_seq_cst)) post(t, s);
+  // seq_cst: pairs with thread_exit's load of g_walkers (after its store of task).
   g_walkers.fetch_sub(1, std::memory_order_seq_cst);
   return 0;
 }
 
 bool kill_self(ShimThread* cur, int s) noexcept {
+  // acquire: pairs with apply_locked's release store of `taken`.
   if (s < 1 || s > kMaxSig || !managed(s) || !g_act[s].taken.load(std::memory_order_acquire))
     return false;
   record(s, SI_USER, g_pid, getuid(), nullptr);
@@ -571,6 +594,7 @@ int do_sigaction(int s, const struct sigaction* act, struct sigaction* old) noex
   prev.sa_flags = a.flags.load(std::memory_order_relaxed);
   prev.sa_mask = set_of(a.mask.load(std::memory_order_relaxed));
   if (act) {
+    // release: pairs with the handler's acquire loads (deliver_one, plain_call).
     a.handler.store(reinterpret_cast<std::uintptr_t>(act->sa_handler), std::memory_order_release);
     a.flags.store(act->sa_flags, std::memory_order_relaxed);
     a.mask.store(bits_of(&act->sa_mask), std::memory_order_relaxed);
@@ -633,6 +657,8 @@ int claim(ShimThread* t, std::uint64_t set) {
       std::uint64_t d = from->load(std::memory_order_seq_cst) & set;
       if (!d) break;
       int s = __builtin_ctzll(d) + 1;
+      // seq_cst: the waiter's side of the waitset/pending pair (do_sigwait stores waitset, then
+      // claims); fetch_and claims each bit once.
       if (from->fetch_and(~bit(s), std::memory_order_seq_cst) & bit(s)) return s;
     }
   }
@@ -676,6 +702,7 @@ int do_sigwait(ShimThread* t, const sigset_t* set, siginfo_t* info, TimePoint de
 }
 
 sigset_t pending_of(ShimThread* t) noexcept {
+  // seq_cst: a snapshot consistent with the senders' fetch_or (sigpending).
   return set_of(t->sig.pending.load(std::memory_order_seq_cst) |
                 g_proc_pending.load(std::memory_order_seq_cst));
 }
@@ -685,6 +712,8 @@ int do_sigsuspend(ShimThread* t, const sigset_t* mask) noexcept {
   std::uint64_t old = st.mask.load(std::memory_order_relaxed);
   std::uint64_t tmp = mask ? bits_of(mask) & ~kUnblockable : old;
   for (std::uint64_t add = tmp & ~old; add; add &= add - 1) take_over(__builtin_ctzll(add) + 1);
+  // seq_cst (both mask stores): the target's side of the mask/pending pair; the
+  // deliver_pending() after each one sees every signal posted before it.
   st.mask.store(tmp, std::memory_order_seq_cst);
   for (;;) {
     bool restart = true;
@@ -693,7 +722,7 @@ int do_sigsuspend(ShimThread* t, const sigset_t* mask) noexcept {
     park_for_signal(kNoDeadline);
     g.restore();
   }
-  st.mask.store(old, std::memory_order_seq_cst);
+  st.mask.store(old, std::memory_order_seq_cst);  // seq_cst: as above
   bool restart = true;
   deliver_pending(t, &restart, nullptr);  // unblocked again by the restore
   errno = EINTR;

@@ -34,8 +34,8 @@ thread_local int t_poll_ms = 1;
 
 }  // namespace
 
-WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*),
-                   void* arg, void (*published)(void*), void* parg) noexcept {
+WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*), void* arg,
+                   void (*published)(void*), void* parg) noexcept {
   ErrnoGuard g;  // other fibers of this worker run while we are parked
   struct Restore {
     ErrnoGuard& g;
@@ -98,6 +98,8 @@ WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry
 
 void wake_one(const void* addr) noexcept {
   Bucket& b = bucket(addr);
+  // seq_cst: the waker's load of the Dekker pair with wait_on's seq_cst increment (the
+  // waiter counts itself, then re-checks the word; the waker changed the word, then loads).
   if (b.waiters.load(std::memory_order_seq_cst) == 0) return;
   b.lock.lock();
   for (Waiter* w = b.list.front(); w;) {
@@ -114,6 +116,8 @@ void wake_one(const void* addr) noexcept {
 
 void wake_all(const void* addr) noexcept {
   Bucket& b = bucket(addr);
+  // seq_cst: the waker's load of the Dekker pair with wait_on's seq_cst increment (the
+  // waiter counts itself, then re-checks the word; the waker changed the word, then loads).
   if (b.waiters.load(std::memory_order_seq_cst) == 0) return;
   b.lock.lock();
   for (Waiter* w = b.list.front(); w;) {

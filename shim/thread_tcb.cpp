@@ -208,8 +208,8 @@ void reinit(char* tp) {
 }
 
 void drop(char* tp) {
+  // acq_rel: the last holder sees every other holder's writes to the block before reusing it.
   if (meta(tp)->refs.fetch_sub(1, std::memory_order_acq_rel) != 1) return;
-  // Last reference (acq_rel: the other holder's writes to the block happen before reuse).
   g_pool_lock.lock();
   if (g_pooled < kMaxPooled) {
     meta(tp)->next_free = g_pool;
