@@ -10,9 +10,10 @@
 #   scripts/test.sh --sanitize thread   CMake only, TSan, in build/tsan
 #                                       (sanitizer runs: library + runtime tests only, see
 #                                       below; suppressions in tests/sanitizers/*.supp)
-#   scripts/test.sh --clang-tsa         clang's thread-safety analysis: libgreen only (no
-#                                       tests), clang++ -Wthread-safety -Werror, in
-#                                       build/clang (the annotations: docs/hacking.md)
+#   scripts/test.sh --clang-tsa         clang's thread-safety analysis: libgreen and the
+#                                       template instantiations of runtime/tsa (no tests),
+#                                       clang++ -Wthread-safety -Werror, in build/clang
+#                                       (the annotations: docs/hacking.md)
 #
 # Other options: --no-deps (skip scripts/deps.sh), --no-meson (CMake only), -j N (build
 # jobs, default 2). Every stage runs even if an earlier one failed; the exit status is
@@ -35,7 +36,7 @@ while [[ $# -gt 0 ]]; do
     --no-meson) meson=0; shift ;;
     -j) jobs="${2:-}"; shift 2 || { echo "test.sh: -j needs a number" >&2; exit 2; } ;;
     -j*) jobs="${1#-j}"; shift ;;
-    -h | --help) sed -n '2,19p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,14 +84,17 @@ fi
 
 if [[ $clang_tsa -eq 1 ]]; then
   # The thread-safety annotations (green/detail/thread_annotations.hpp: GREEN_GUARDED_BY,
-  # GREEN_REQUIRES, ...) are checked by clang only. The library is enough: the analysis
-  # runs per function, and every annotated field is used by libgreen's own sources.
+  # GREEN_REQUIRES, ...) are checked by clang only. The library is enough, plus
+  # green_tsa_check (runtime/tsa/instantiations.cpp): the analysis runs per function, on
+  # instantiated code, and the installed templates that lock (Channel<T>, Group::spawn) are
+  # instantiated there.
   stage "clang -Wthread-safety build of libgreen (build/clang)"
   if build_quietly "clang-tsa configure" env CC=clang CXX=clang++ cmake -S . -B build/clang \
        -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS="-Wthread-safety" -DGREEN_WERROR=ON \
        -DGREEN_BUILD_TESTS=OFF -DGREEN_BUILD_BENCH=OFF -DGREEN_BUILD_EXAMPLES=OFF \
        -DGREEN_BUILD_SHIM=OFF &&
-     build_quietly "clang-tsa build" cmake --build build/clang -j "$jobs" --target green; then
+     build_quietly "clang-tsa build" cmake --build build/clang -j "$jobs" \
+       --target green green_tsa_check; then
     done_stage
   fi
 elif [[ -n "$sanitize" ]]; then

@@ -7,6 +7,16 @@ namespace green {
 
 using detail::WakeReason;
 
+namespace {
+// Re-locks the user's mutex (lk owns it no more) and hands it back to lk. Outside the
+// thread-safety analysis: it cannot follow a lock adopted by std::unique_lock, which
+// libstdc++ does not annotate.
+void relock(std::unique_lock<Mutex>& lk) GREEN_NO_THREAD_SAFETY_ANALYSIS {
+  lk.mutex()->lock_uninterruptible();
+  lk = std::unique_lock<Mutex>(*lk.release(), std::adopt_lock);
+}
+}  // namespace
+
 bool CondVar::wait_until_impl(std::unique_lock<Mutex>& lk, detail::TimePoint t) {
   detail::Waiter w(detail::WaitKind::kCondVar, this);
   lock_.lock();
@@ -16,8 +26,7 @@ bool CondVar::wait_until_impl(std::unique_lock<Mutex>& lk, detail::TimePoint t) 
   lock_.lock();
   waiters_.remove(&w);
   lock_.unlock();
-  lk.mutex()->lock_uninterruptible();
-  lk = std::unique_lock<Mutex>(*lk.release(), std::adopt_lock);
+  relock(lk);
   detail::throw_if_interrupted(r);
   return r != WakeReason::kTimeout;
 }

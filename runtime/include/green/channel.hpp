@@ -15,6 +15,8 @@
 // (then the sender is woken with kNotified) or the channel closes (kClosed, value untouched).
 // A receiver parked on recvq_ is woken with kNotified only after the value was moved into its
 // slot. Waiters re-take lock_ before returning (the lifetime rule in detail/wait.hpp).
+// The fields are GREEN_GUARDED_BY(lock_); the library never instantiates Channel, so
+// runtime/tsa/instantiations.cpp does, for clang's -Wthread-safety (scripts/test.sh --clang-tsa).
 #pragma once
 
 #include <chrono>
@@ -25,6 +27,7 @@
 #include <optional>
 #include <utility>
 
+#include "green/detail/thread_annotations.hpp"
 #include "green/detail/wait.hpp"
 #include "green/errors.hpp"
 
@@ -210,10 +213,10 @@ class Channel {
 
   mutable detail::SpinLock lock_;
   const std::size_t cap_;
-  bool closed_ = false;       // guarded by lock_
-  std::deque<T> buf_;         // guarded by lock_
-  detail::WaitList recvq_;    // guarded by lock_
-  detail::WaitList sendq_;    // guarded by lock_
+  bool closed_ GREEN_GUARDED_BY(lock_) = false;
+  std::deque<T> buf_ GREEN_GUARDED_BY(lock_);
+  detail::WaitList recvq_ GREEN_GUARDED_BY(lock_);
+  detail::WaitList sendq_ GREEN_GUARDED_BY(lock_);
 };
 
 }  // namespace green

@@ -16,6 +16,7 @@
 #include <unordered_map>
 #include <utility>
 
+#include "green/detail/thread_annotations.hpp"
 #include "green/errors.hpp"
 #include "green/export.hpp"
 #include "green/fiber.hpp"
@@ -39,24 +40,23 @@ class GREEN_API Group {
   void spawn(F&& f, Args&&... args) {
     if (limit_) slots_.acquire();
     wg_.add(1);
-    std::lock_guard<Mutex> lk(mu_);
+    detail::MutexGuard lk(mu_);
     if (cancelled_) {
       wg_.done();
       if (limit_) slots_.release();
       throw Cancelled();
     }
-    auto fib = green::spawn(
-        [this, fn = std::forward<F>(f),
-         tup = std::make_tuple(std::forward<Args>(args)...)]() mutable {
-          std::exception_ptr err;
-          try {
-            std::apply(std::move(fn), std::move(tup));
-          } catch (const Cancelled&) {
-          } catch (...) {
-            err = std::current_exception();
-          }
-          member_done(this_fiber::id(), err);
-        });
+    auto fib = green::spawn([this, fn = std::forward<F>(f),
+                             tup = std::make_tuple(std::forward<Args>(args)...)]() mutable {
+      std::exception_ptr err;
+      try {
+        std::apply(std::move(fn), std::move(tup));
+      } catch (const Cancelled&) {
+      } catch (...) {
+        err = std::current_exception();
+      }
+      member_done(this_fiber::id(), err);
+    });
     members_.emplace(fib.id(), std::move(fib));
   }
 
@@ -73,9 +73,9 @@ class GREEN_API Group {
   Semaphore slots_;
   WaitGroup wg_;
   mutable Mutex mu_;
-  std::unordered_map<std::uint64_t, Fiber<void>> members_;  // guarded by mu_
-  std::exception_ptr first_error_;                          // guarded by mu_
-  bool cancelled_ = false;                                  // guarded by mu_
+  std::unordered_map<std::uint64_t, Fiber<void>> members_ GREEN_GUARDED_BY(mu_);
+  std::exception_ptr first_error_ GREEN_GUARDED_BY(mu_);
+  bool cancelled_ GREEN_GUARDED_BY(mu_) = false;
 };
 
 }  // namespace green
