@@ -2,7 +2,8 @@
 # runtime/sources.txt, tests/tests.txt, config/libuv-linux-sources.txt): one entry a line,
 # surrounding blanks stripped, empty lines and lines starting with '#' skipped. The file is
 # added to CMAKE_CONFIGURE_DEPENDS of the calling directory, so editing it reconfigures.
-# meson.build files read the same lists with fs.read (the same rules).
+# The meson build reads the same lists with the same rules in one loop of the top-level
+# meson.build (green_lists), which the other meson.build files index.
 function(green_read_list file out_var)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS "${file}")
   file(STRINGS "${file}" _lines)
