@@ -350,6 +350,34 @@ int green_sleep1ms(S& s, int nsleepers, long* sleeps, long* cpu_ns) {
       workers(1));
 }
 
+// `n` fibers each sleep_for(`ms`) at once on `nworkers` workers (sleep_test's
+// HundredThousandSleepers at full scale); one iteration is one round, from the first spawn to
+// the last wake. *early counts sleepers that woke before their time (must stay 0).
+template <class S>
+int green_sleepers(S& s, int n, int ms, std::size_t nworkers, long* early) {
+  return green::run(
+      [&] {
+        std::atomic<long> e{0};
+        const auto d = std::chrono::milliseconds(ms);
+        for ([[maybe_unused]] auto _ : s) {
+          green::WaitGroup wg(n);
+          for (int i = 0; i < n; ++i) {
+            green::spawn([&] {
+              auto start = std::chrono::steady_clock::now();
+              green::this_fiber::sleep_for(d);
+              if (std::chrono::steady_clock::now() - start < d)
+                e.fetch_add(1, std::memory_order_relaxed);
+              wg.done();
+            }).detach();
+          }
+          wg.wait();
+        }
+        *early = e.load(std::memory_order_relaxed);
+        return 1;
+      },
+      workers(nworkers));
+}
+
 // 1-byte ping-pong over a socketpair on one worker: write, then read (waiting with
 // green::io::wait_readable on EAGAIN); the echo fiber does the mirror image.
 template <class S>

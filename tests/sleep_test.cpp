@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdint>
 #include <cstdio>
 #include <mutex>
 #include <thread>
@@ -102,37 +103,44 @@ TEST_P(SleepTest, SleepingFiberDoesNotBlockItsWorker) {
   });
 }
 
+// Scale without a clock limit: every one of 100k sleepers wakes, once, none early. How fast
+// they do (the old 1.5 s limit here, which failed whenever the machine was loaded) is a
+// benchmark: green_bench's green_sleepers_50ms (bench/README.md). Order: WakeOrderFollowsDeadlines.
 TEST_P(SleepTest, HundredThousandSleepers) {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-  // Sanitizers make every switch and fiber creation 10-50x dearer: check the same property
-  // (all wake on time, none early) at a scale that fits their cost.
+  // Sanitizers make every switch and fiber creation 10-50x dearer: the same properties at a
+  // scale that fits their cost.
   constexpr int kFibers = 10000;
-  constexpr double kLimitMs = 20000.0;
 #else
   constexpr int kFibers = 100000;
-  constexpr double kLimitMs = 1500.0;
 #endif
   double elapsed = 0;
-  std::atomic<int> early{0};
+  std::atomic<int> early{0}, woke{0};
+  std::vector<std::uint8_t> wakes(kFibers, 0);  // each sleeper's own byte: no data race
   run([&] {
     auto t0 = Clock::now();
     green::WaitGroup wg(kFibers);
     for (int i = 0; i < kFibers; ++i) {
-      green::spawn([&] {
+      green::spawn([&, i] {
         auto start = Clock::now();
         green::this_fiber::sleep_for(50ms);
         if (Clock::now() - start < 50ms) early++;
+        wakes[static_cast<std::size_t>(i)]++;
+        woke++;
         wg.done();
       }).detach();
     }
-    ASSERT_TRUE(wg.wait_for(60s)) << "only " << (kFibers - wg.count()) << " sleepers finished";
+    // Bounded only against a hang (ctest's limit is 300 s): not a speed limit.
+    ASSERT_TRUE(wg.wait_for(240s)) << "only " << (kFibers - wg.count()) << " sleepers finished";
     elapsed = ms_since(t0);
   });
-  std::printf("[ info ] %d fibers x sleep_for(50ms) on %zu worker(s): %.0f ms\n", kFibers,
-              workers(), elapsed);
+  std::printf("[ info ] %d fibers x sleep_for(50ms) on %zu worker(s): %.0f ms (not checked)\n",
+              kFibers, workers(), elapsed);
+  EXPECT_EQ(woke.load(), kFibers);
+  EXPECT_EQ(std::count(wakes.begin(), wakes.end(), std::uint8_t{1}), kFibers)
+      << "a sleeper woke twice or never";
   EXPECT_EQ(early.load(), 0);
   EXPECT_GE(elapsed, 50.0);
-  EXPECT_LT(elapsed, kLimitMs);
 }
 
 TEST(SleepOffFiber, SleepsTheThread) {
