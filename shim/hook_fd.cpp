@@ -1,6 +1,7 @@
-// Hooks: socket, socketpair, pipe, pipe2, close, shutdown, dup, dup2, dup3, fcntl/fcntl64,
-// ioctl(FIONBIO), setsockopt(SO_RCVTIMEO/SO_SNDTIMEO). They keep the fd table (fd_table.hpp)
-// in step with the program's view of each fd.
+// Hooks: socket, socketpair, pipe, pipe2, eventfd, epoll_create(1), close, shutdown, dup, dup2,
+// dup3, fcntl/fcntl64, ioctl(FIONBIO), setsockopt(SO_RCVTIMEO/SO_SNDTIMEO). They keep the fd
+// table (fd_table.hpp) in step with the program's view of each fd, and keep the runtime's own
+// fds (created in Mode::kRaw) out of the program's range (internal() below).
 //
 // O_NONBLOCK policy (hazard H2, fd_table.hpp): the shim leaves the program's flags on every
 // description; fiber I/O is made non-blocking per call. F_GETFL/F_SETFL/FIONBIO pass through
@@ -33,6 +34,21 @@ void record_created(Mode m, int fd, bool sock, int type, bool user_nb, bool kern
     return;
   }
   fds::created(fd, sock, type, user_nb, kernel_nb);
+}
+
+// fds the runtime creates for itself (Mode::kRaw: libuv's loop set-up under a ShimBypass, the
+// monitor's pipe) are moved out of the program's range (green::detail::place_internal_fd), so
+// the program's lowest free numbers, and a scan up to its soft RLIMIT_NOFILE, are what they
+// would be without the runtime (CPython's test_subprocess lists a child's open fds).
+int internal(int fd) {
+  if (fd < 0) return fd;
+  int moved = green::detail::place_internal_fd(fd);
+  if (auto* e = fds::get(moved)) e->reset();
+  return moved;
+}
+void internal_pair(int fd[2]) {
+  fd[0] = internal(fd[0]);
+  fd[1] = internal(fd[1]);
 }
 
 void forget_if_waited(int fd) {
@@ -106,6 +122,7 @@ GREEN_HOOK(socketpair) {
 GREEN_HOOK(pipe2) {
   Mode m = mode();
   int r = real::pipe2(fd, flags);
+  if (r == 0 && m == Mode::kRaw) internal_pair(fd);
   if (r == 0) {
     bool user_nb = flags & O_NONBLOCK;
     record_created(m, fd[0], false, 0, user_nb, false);
@@ -117,11 +134,29 @@ GREEN_HOOK(pipe2) {
 GREEN_HOOK(pipe) {
   Mode m = mode();
   int r = real::pipe(fd);
+  if (r == 0 && m == Mode::kRaw) internal_pair(fd);
   if (r == 0) {
     record_created(m, fd[0], false, 0, false, false);
     record_created(m, fd[1], false, 0, false, false);
   }
   return r;
+}
+
+// Programs' eventfds and epoll sets are classified lazily, as before these hooks existed;
+// only the runtime's own are moved.
+GREEN_HOOK(eventfd) {
+  int fd = real::eventfd(count, flags);
+  return mode() == Mode::kRaw ? internal(fd) : fd;
+}
+
+GREEN_HOOK(epoll_create) {
+  int fd = real::epoll_create(size);
+  return mode() == Mode::kRaw ? internal(fd) : fd;
+}
+
+GREEN_HOOK(epoll_create1) {
+  int fd = real::epoll_create1(flags);
+  return mode() == Mode::kRaw ? internal(fd) : fd;
 }
 
 GREEN_HOOK(close) {

@@ -4,7 +4,8 @@
 // ready, park until something may be, then ask again (the kernel's answer is the result, so
 // revents, counts and POLLNVAL/EBADF are exactly the kernel's). Parking:
 //   - one managed fd: io::wait on it directly (its registration is reused by later waits);
-//   - otherwise: a private epoll instance holding all the fds, waited on with io::wait and
+//   - otherwise: a private epoll instance holding all the fds (numbered near the top of the
+//     program's range, out of the way of its lowest free numbers), waited on with io::wait and
 //     closed afterwards. That never changes the flags of the polled fds themselves (a tty in
 //     the set stays blocking, hazard H2), and regular files, which epoll refuses, are always
 //     ready so the first zero-timeout poll already returned them.
@@ -52,7 +53,10 @@ io::WaitResult wait_any(const pollfd* fds, nfds_t n, TimePoint d) {
       return io::wait(fds[0].fd, events_of(fds[0].events) | io::kAfterEagain, d);
     }
   }
-  int ep = static_cast<int>(green::detail::raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC));
+  // Out of the way of the lowest free numbers (place_transient_fd): while we park, another
+  // thread of the program may close and re-create a number and expect it back.
+  int ep = green::detail::place_transient_fd(
+      static_cast<int>(green::detail::raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC)));
   if (ep < 0) return io::WaitResult::kReady;  // out of fds: let the caller spin once more
   for (nfds_t i = 0; i < n; ++i) {
     if (fds[i].fd < 0) continue;

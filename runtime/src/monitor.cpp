@@ -40,10 +40,17 @@ void on_dump_signal(int) {
 }  // namespace
 
 Monitor::Monitor(Runtime* rt, const Options& opts) : rt_(rt), opts_(opts) {
-  if (pipe2(pipe_, O_CLOEXEC | O_NONBLOCK) != 0) {
+  int r;
+  {
+    ShimBypass bypass;  // runtime-internal (the shim keeps no fd-table entry for it)
+    r = pipe2(pipe_, O_CLOEXEC | O_NONBLOCK);
+  }
+  if (r != 0) {
     pipe_[0] = pipe_[1] = -1;
     return;  // no monitor: diagnostics are best effort
   }
+  pipe_[0] = place_internal_fd(pipe_[0]);  // out of the program's range (poller.hpp)
+  pipe_[1] = place_internal_fd(pipe_[1]);
   std::size_t n = rt->worker_count();
   last_dispatches_.assign(n, 0);
   busy_ms_.assign(n, 0);

@@ -1,8 +1,10 @@
 // Poller and green::io (design note in poller.hpp).
 #include "poller.hpp"
 
+#include <fcntl.h>
 #include <poll.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -31,6 +33,104 @@ FdTable& FdTable::instance() {
 
 FdTable::FdTable(int size) : table_(map_fd_table<Meta>(size)), size_(table_ ? size : 0) {}
 
+// --- the runtime's own fds ---------------------------------------------------------------------
+
+// Where they go (reserve_internal_fds, poller.hpp): above the program's soft RLIMIT_NOFILE (and
+// not below 1024), so a program sees the numbers it would see without the runtime (lowest free
+// numbers, an fstat scan up to sysconf(_SC_OPEN_MAX)); F_DUPFD needs a soft limit above the
+// target, so place_internal_fd raises it for the one call. Bounded by kMaxInternalBase: libuv's
+// watcher array is indexed by fd (8 bytes per number up to the highest watched one).
+namespace {
+constexpr rlim_t kMaxInternalBase = rlim_t(1) << 16;
+constexpr rlim_t kLowBase = 1024;  // the fallback: in range, above what select() can name
+SpinLock g_fd_lock;                // serializes the soft-limit changes below
+int g_fd_base GREEN_GUARDED_BY(g_fd_lock) = -1;  // -1: internal fds stay where they are
+// The soft limit we lowered it to (0: none) and the one before. Written under g_fd_lock,
+// read without it by restore_fd_limit (a fork child: the lock's holder may not exist there).
+std::atomic<rlim_t> g_lowered_to{0};
+std::atomic<rlim_t> g_soft_before{0};
+
+int set_nofile(rlim_t soft, rlim_t hard) {
+  rlimit rl{soft, hard};
+  return static_cast<int>(raw_syscall_ret(SYS_prlimit64, 0, RLIMIT_NOFILE, sc_arg(&rl), 0));
+}
+bool get_nofile(rlimit* rl) {
+  return raw_syscall_ret(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, sc_arg(rl)) == 0;
+}
+}  // namespace
+
+void reserve_internal_fds(int count) noexcept {
+  rlimit rl{};
+  if (count <= 0 || !get_nofile(&rl) || rl.rlim_max == RLIM_INFINITY) return;
+  const rlim_t soft = rl.rlim_cur, hard = rl.rlim_max, need = rlim_t(count);
+  SpinGuard g(g_fd_lock);
+  g_fd_base = -1;
+  // Not right at a low soft limit: programs that lowered theirs look just above it for fds
+  // they left open there (CPython's test_close_fds_when_max_fd_is_lowered).
+  const rlim_t above = soft > kLowBase ? soft : kLowBase;
+  if (above <= kMaxInternalBase && above + need <= hard) {
+    g_fd_base = int(above);  // room above the soft limit: the program's view does not change
+  } else if (hard >= kLowBase + need && hard - need <= kMaxInternalBase &&
+             set_nofile(hard - need, hard) == 0) {
+    // The soft limit is (nearly) the hard one: lower it by the reserve (valgrind does the
+    // same), so that the program's range still excludes the runtime's numbers.
+    if (g_lowered_to.load(std::memory_order_relaxed) == 0)
+      g_soft_before.store(soft, std::memory_order_relaxed);
+    g_lowered_to.store(hard - need, std::memory_order_relaxed);
+    g_fd_base = int(hard - need);
+  } else if (soft >= kLowBase + need) {
+    g_fd_base = int(kLowBase);  // a huge range: only out of the way of the low numbers
+  }
+}
+
+void restore_fd_limit() noexcept {
+  rlim_t lowered = g_lowered_to.exchange(0, std::memory_order_relaxed);
+  rlimit rl{};
+  if (lowered != 0 && get_nofile(&rl) && rl.rlim_cur == lowered)  // unless the program moved it
+    set_nofile(g_soft_before.load(std::memory_order_relaxed), rl.rlim_max);
+}
+
+int place_internal_fd(int fd) noexcept {
+  SpinGuard g(g_fd_lock);
+  const int base = g_fd_base;
+  if (fd < 0 || base < 0 || fd >= base) return fd;
+  rlimit rl{};
+  if (!get_nofile(&rl)) return fd;
+  bool raise = rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < rlim_t(base) + 4096;
+  if (raise && set_nofile(rl.rlim_max, rl.rlim_max) != 0) return fd;
+  long moved = raw_syscall_ret(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+  if (raise) set_nofile(rl.rlim_cur, rl.rlim_max);
+  if (moved < 0) return fd;  // no free number there: keep it where it is
+  raw_syscall_ret(SYS_close, fd);
+  return int(moved);
+}
+
+namespace {
+std::atomic<int> g_transient_base{-1};  // soft limit - 256 as last read; -1: read it again
+}  // namespace
+
+int place_transient_fd(int fd) noexcept {
+  int base = g_transient_base.load(std::memory_order_relaxed);
+  for (int attempt = 0; fd >= 0 && attempt < 2; ++attempt) {
+    if (base < 0) {
+      rlimit rl{};
+      if (!get_nofile(&rl)) return fd;
+      rlim_t soft = rl.rlim_cur < (rlim_t(1) << 20) ? rl.rlim_cur : rlim_t(1) << 20;
+      base = soft >= kLowBase ? int(soft - 256) : 0;
+      g_transient_base.store(base, std::memory_order_relaxed);
+    }
+    if (base == 0) return place_internal_fd(fd);  // a low limit: no top to use, go above it
+    if (fd >= base) return fd;
+    long moved = raw_syscall_ret(SYS_fcntl, fd, F_DUPFD_CLOEXEC, base);
+    if (moved >= 0) {
+      raw_syscall_ret(SYS_close, fd);
+      return int(moved);
+    }
+    base = -1;  // EINVAL: the program lowered its limit; EMFILE: the top is in use. Look again.
+  }
+  return fd;
+}
+
 // --- Poller -----------------------------------------------------------------------------------
 
 namespace {
@@ -44,7 +144,7 @@ int epoll_ctl_raw(int ep, int op, int fd, epoll_event* ev) {
 
 Poller::Poller(Worker* w)
     : worker_(w),
-      epfd_(static_cast<int>(raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC))),
+      epfd_(place_internal_fd(static_cast<int>(raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC)))),
       size_(FdTable::instance().size()),
       entries_(map_fd_table<Entry*>(size_)) {}
 

@@ -67,6 +67,16 @@ namespace green::detail {
 
 class Worker;
 
+// The runtime's own fds (place_internal_fd, green/detail/hooks.hpp). reserve_internal_fds
+// (Runtime's constructor, before its first fd) picks the range for `count` of them: from the
+// soft RLIMIT_NOFILE (at least 1024) up when the hard limit leaves room (the program's view is
+// unchanged), else the top `count` numbers below the hard limit with the soft limit lowered to
+// exclude them (only up to 65536: libuv indexes an array by fd), else from 1024 up.
+// restore_fd_limit undoes a lowering (the runtime's end, a fork child) unless the program
+// changed the limit since.
+void reserve_internal_fds(int count) noexcept;
+void restore_fd_limit() noexcept;
+
 // Process-wide per-fd metadata: one Meta per fd number below size(), mapped once (all zero:
 // a valid Meta) and never freed, since any thread may still hold a Meta* at exit.
 class FdTable {

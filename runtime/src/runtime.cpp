@@ -27,6 +27,7 @@ bool Runtime::forked_child_ = false;
 // throws (no runtime), and when the fiber's function returns the child exits (run_task in
 // context.cpp): there is no scheduler to return to. fork+exec needs none of this.
 void Runtime::on_fork_child() noexcept {
+  restore_fd_limit();  // the child's programs get the soft RLIMIT_NOFILE the process had
   if (!current_.load(std::memory_order_relaxed)) return;
   forked_child_ = true;
   current_.store(nullptr, std::memory_order_relaxed);
@@ -76,13 +77,20 @@ Runtime::Runtime(const Options& opts) : opts_(opts) {
   if (!std::getenv("UV_THREADPOOL_SIZE") && opts_.workers > 4) {
     setenv("UV_THREADPOOL_SIZE", std::to_string(opts_.workers).c_str(), 0);
   }
+  // Our fds go above the program's range (poller.hpp): per worker the loop's epoll set,
+  // signal pipe (2) and async eventfd and the poller's epoll set; libuv's global signal-lock
+  // pipe and the monitor's pipe (2 each); slack.
+  reserve_internal_fds(int(5 * opts_.workers + 8));
   workers_.reserve(opts_.workers);
   for (std::size_t i = 0; i < opts_.workers; ++i) {
     workers_.push_back(std::make_unique<Worker>(this, int(i), opts_.stack_size, opts_.stack_guard));
   }
 }
 
-Runtime::~Runtime() = default;
+Runtime::~Runtime() {
+  workers_.clear();
+  restore_fd_limit();
+}
 
 void Runtime::run(Task* main) {
   Runtime* expected = nullptr;

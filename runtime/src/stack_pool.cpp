@@ -1,14 +1,15 @@
 // StackPool implementation (design note in stack_pool.hpp).
 #include "stack_pool.hpp"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
-#include <fstream>
 #include <string>
 
 #include "green/errors.hpp"
@@ -24,10 +25,18 @@ std::atomic<long> g_guards_used{0};
 std::atomic<bool> g_warned{false};
 
 long max_map_count() {
-  std::ifstream f("/proc/sys/vm/max_map_count");
-  long v = 0;
-  if (f >> v && v > 0) return v;
-  return 65530;
+  // O_CLOEXEC (a fork+exec meanwhile must not inherit it); read once per process, when the
+  // first pool is made (StackPool's constructor), not while the program runs: an fd of ours
+  // that comes and goes would take the lowest free number a program thread expects.
+  int fd = open("/proc/sys/vm/max_map_count", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 65530;
+  char buf[32];
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0) return 65530;
+  buf[n] = 0;
+  long v = std::strtol(buf, nullptr, 10);
+  return v > 0 ? v : 65530;
 }
 
 long guard_budget() {
@@ -95,6 +104,7 @@ void list_remove(StackChunk* c) {
 StackPool::StackPool(std::size_t default_size, StackGuard guard)
     : default_size_(default_size), guard_policy_(guard) {
   static_assert(kStacksPerChunk == 32, "the masks of StackChunk have 32 bits");
+  if (guard == StackGuard::kAuto) (void)guard_budget();  // now, not on a fiber's first stack
 }
 
 StackPool::~StackPool() {

@@ -94,12 +94,19 @@ constexpr auto kSpin = std::chrono::microseconds(20);
 
 Worker::Worker(Runtime* rt, int index, std::size_t stack_size, StackGuard guard)
     : rt_(rt), index_(index), sched_(this), stacks_(stack_size, guard), poller_(this) {
-  int err = uv_loop_init(&loop_);
+  int err;
+  {
+    // Runtime-internal: under the shim, the fds libuv creates here (epoll set, signal pipes,
+    // eventfd) go through its hooks, which move them out of the program's range
+    // (place_internal_fd).
+    ShimBypass bypass;
+    err = uv_loop_init(&loop_);
+    if (err == 0) uv_async_init(&loop_, &async_, [](uv_async_t*) {});  // only interrupts uv_run
+  }
   if (err != 0) {
     throw std::runtime_error(std::string("green: uv_loop_init failed: ") + uv_strerror(err));
   }
   loop_.data = this;
-  uv_async_init(&loop_, &async_, [](uv_async_t*) {});  // only interrupts uv_run
   sched_.is_scheduler_ = true;
   sched_.state_ = Context::State::kRunning;
   running_ = &sched_;
@@ -515,7 +522,6 @@ void Worker::run() {
 }
 
 __attribute__((noinline)) void Worker::run_loop() {
-  if (index_ == 0) runq_.push(rt_->main_);  // see Runtime::run
   install_overflow_handler_on_this_thread();
   {
     // The scheduler context runs on this thread's own stack.
@@ -528,6 +534,10 @@ __attribute__((noinline)) void Worker::run_loop() {
     }
     sanitizer_register_stack(sched_.san_, lo, len, true);
   }
+  // Only now may another worker steal `main` (see Runtime::run): on worker 0 (the process's
+  // initial thread) glibc's pthread_getattr_np reads /proc/self/maps through an fd, which must
+  // not take a number the program's first open() expects.
+  if (index_ == 0) runq_.push(rt_->main_);
   tls_current_ = this;
   tls().worker = index_;
   tls().task = nullptr;

@@ -7,7 +7,8 @@
 # without and with greenrun; outputs must match. Programs that are not installed are skipped
 # with a note. Ctrl-C: a python3 server whose main thread is blocked in accept()
 # (another thread in recv) gets KeyboardInterrupt in its main thread within a second of SIGINT,
-# plainly and under greenrun with 1 and 2 workers.
+# plainly and under greenrun with 1 and 2 workers. CPython's own quick test suites (threads,
+# fds, subprocess fd lists) pass under greenrun with 1 and 2 workers.
 #   real_programs.sh GREENRUN
 set -u
 greenrun="$(realpath "$1")"
@@ -196,6 +197,38 @@ PY
   ctrl_c plain
   ctrl_c greenrun-1 "$greenrun" --workers 1 --
   ctrl_c greenrun-2 "$greenrun" --workers 2 --
+fi
+
+# CPython's own test suites (Debian's libpython3.11-testsuite), the quick deterministic ones:
+# each must pass under greenrun with 1 and 2 workers where it passes plainly (a suite that fails
+# plainly on this machine is skipped with a note). test_subprocess: the cases that list a
+# child's open fds (the runtime's own fds must not show).
+py=/usr/bin/python3
+if [[ -x $py ]] && $py -c 'import test.support, test.test_thread' 2>/dev/null; then
+  py_suite() {  # py_suite LABEL REGRTEST-ARGS...
+    local label="$1"
+    shift
+    if ! (cd "$tmp" && timeout 120 "$py" -m test "$@" >"$tmp/py_plain.log" 2>&1); then
+      echo "skip: cpython $label fails without greenrun here: $(tail -1 "$tmp/py_plain.log")"
+      return
+    fi
+    local w
+    for w in 1 2; do
+      if (cd "$tmp" && timeout 120 "$greenrun" --workers $w -- "$py" -m test "$@" \
+            >"$tmp/py_green.log" 2>&1); then
+        echo "ok: cpython $label (greenrun --workers $w)"
+      else
+        echo "FAIL: cpython $label under greenrun --workers $w:"
+        grep -E "^(FAIL|ERROR):|Tests result" "$tmp/py_green.log" | head -10
+        fail=1
+      fi
+    done
+  }
+  py_suite threads test_thread test_threading_local
+  py_suite fds test_fcntl test_epoll test_os
+  py_suite subprocess-fds test_subprocess -m 'test_pass_fds*' -m 'test_close_fds*'
+else
+  echo "skip: $py with CPython's test suite (libpython3.11-testsuite) not installed"
 fi
 
 if command -v curl >/dev/null && command -v python3 >/dev/null; then

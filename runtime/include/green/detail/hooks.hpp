@@ -51,6 +51,19 @@ GREEN_API void current_fiber_stack(void** lo, std::size_t* size, std::size_t* gu
 // caller must keep `t` alive for the duration of the call.
 GREEN_API void interrupt_task(Task* t) noexcept;
 
+// The runtime's own fds (libuv's loop: epoll set, signal pipes, async eventfd; each poller's
+// epoll set; the monitor's pipe) are kept out of the numbers a program allocates
+// (docs/design.md, "fds"): place_internal_fd moves a just-created internal fd to the runtime's
+// range (F_DUPFD_CLOEXEC, the old number closed) and returns its number there, or `fd` when it
+// is there already or no range was reserved. The shim calls it for fds libuv creates through
+// its hooks while a ShimBypass is held. errno is kept.
+GREEN_API int place_internal_fd(int fd) noexcept;
+// For an fd the runtime holds only for one wait (the shim's private epoll set of a poll() on
+// several fds): moved to the top 256 numbers below the soft limit, without changing limits (two
+// system calls, no lock), so that it does not take the lowest free number meanwhile; with a
+// soft limit below 1024, where place_internal_fd puts it.
+GREEN_API int place_transient_fd(int fd) noexcept;
+
 inline bool hooks_active() noexcept {
   ThreadState& s = thread_state();
   return s.task != nullptr && s.bypass == 0;
