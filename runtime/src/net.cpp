@@ -4,8 +4,14 @@
 //
 // Read path: read(2); on EAGAIN wait readable and retry. After a short read the socket is
 // most likely drained, so the next read() waits first instead of paying for an EAGAIN
-// syscall (the registration is level-triggered, so waiting on a readable socket returns at
-// the next loop poll: correct either way).
+// syscall (the poller remembers an edge nobody consumed and hang-ups are sticky, so waiting
+// on a socket that is readable after all returns at once: correct either way).
+//
+// The data path (read, send) uses raw_syscall, not libc's read/send: those are cancellation
+// points whose wrappers cost two atomic read-modify-writes on the worker thread's descriptor
+// (__pthread_enable/disable_asynccancel, ~55 instructions per call, a third of green::net's
+// user-space cost per echo round trip). A worker thread is never pthread_cancel'ed, so they buy
+// nothing here; the raw syscall is also never a shim hook, so no ShimBypass is needed.
 #include "green/net.hpp"
 
 #include <arpa/inet.h>
@@ -13,16 +19,18 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
-#include <string>
 #include <stdexcept>
+#include <string>
 #include <system_error>
 #include <utility>
 
 #include "green/detail/hooks.hpp"
+#include "green/detail/raw_syscall.hpp"
 #include "green/io.hpp"
 
 namespace green::net {
@@ -40,8 +48,10 @@ using detail::ShimBypass;
 // (the socket was drained): kAfterEagain, no readiness probe (io.hpp).
 bool wait_io(int fd, unsigned events, detail::TimePoint deadline) {
   switch (io::wait(fd, events | io::kAfterEagain, deadline)) {
-    case io::WaitResult::kReady: return true;
-    case io::WaitResult::kTimeout: return false;
+    case io::WaitResult::kReady:
+      return true;
+    case io::WaitResult::kTimeout:
+      return false;
     case io::WaitResult::kCancelled:
       detail::throw_if_interrupted(detail::WakeReason::kCancelled);
       break;
@@ -50,7 +60,8 @@ bool wait_io(int fd, unsigned events, detail::TimePoint deadline) {
       break;
     case io::WaitResult::kInterrupted:
       return true;  // only the shim interrupts: look again
-    case io::WaitResult::kClosed: break;
+    case io::WaitResult::kClosed:
+      break;
   }
   throw_errno(EBADF, "green::net: socket closed while waiting");
 }
@@ -118,7 +129,9 @@ TcpStream& TcpStream::operator=(TcpStream&& o) noexcept {
   return *this;
 }
 
-TcpStream::~TcpStream() { close(); }
+TcpStream::~TcpStream() {
+  close();
+}
 
 void TcpStream::close() noexcept {
   if (fd_ >= 0) {
@@ -127,7 +140,9 @@ void TcpStream::close() noexcept {
   }
 }
 
-int TcpStream::release() noexcept { return std::exchange(fd_, -1); }
+int TcpStream::release() noexcept {
+  return std::exchange(fd_, -1);
+}
 
 TcpStream TcpStream::connect(const Address& addr, std::chrono::nanoseconds timeout) {
   auto deadline = timeout == std::chrono::nanoseconds::max() ? detail::kNoDeadline
@@ -175,11 +190,7 @@ std::size_t TcpStream::read(void* buf, std::size_t n) {
       wait_io(fd_, io::kReadable, detail::kNoDeadline);
       maybe_readable_ = true;
     }
-    ssize_t r;
-    {
-      ShimBypass b;
-      r = ::read(fd_, buf, n);
-    }
+    ssize_t r = detail::raw_syscall(SYS_read, fd_, detail::sc_arg(buf), static_cast<long>(n));
     if (r >= 0) {
       if (static_cast<std::size_t>(r) < n) maybe_readable_ = false;
       return static_cast<std::size_t>(r);
@@ -207,11 +218,8 @@ std::size_t TcpStream::read_exact(void* buf, std::size_t n) {
 std::size_t TcpStream::write(const void* buf, std::size_t n) {
   if (n == 0) return 0;
   for (;;) {
-    ssize_t r;
-    {
-      ShimBypass b;
-      r = ::send(fd_, buf, n, MSG_NOSIGNAL);
-    }
+    ssize_t r = detail::raw_syscall(SYS_sendto, fd_, detail::sc_arg(buf), static_cast<long>(n),
+                                    MSG_NOSIGNAL, 0, 0);
     if (r >= 0) return static_cast<std::size_t>(r);
     if (errno == EAGAIN || errno == EWOULDBLOCK) {
       wait_io(fd_, io::kWritable, detail::kNoDeadline);
@@ -255,8 +263,12 @@ Address sockname(int fd, bool peer) {
 }
 }  // namespace
 
-Address TcpStream::peer_address() const { return sockname(fd_, true); }
-Address TcpStream::local_address() const { return sockname(fd_, false); }
+Address TcpStream::peer_address() const {
+  return sockname(fd_, true);
+}
+Address TcpStream::local_address() const {
+  return sockname(fd_, false);
+}
 
 // --- TcpListener ------------------------------------------------------------------------------
 
@@ -270,7 +282,9 @@ TcpListener& TcpListener::operator=(TcpListener&& o) noexcept {
   return *this;
 }
 
-TcpListener::~TcpListener() { close(); }
+TcpListener::~TcpListener() {
+  close();
+}
 
 void TcpListener::close() noexcept {
   if (fd_ >= 0) {
@@ -285,7 +299,8 @@ TcpListener TcpListener::bind(const Address& addr, int backlog) {
   int one = 1;
   ShimBypass b;
   ::setsockopt(l.fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (::bind(l.fd_, addr.sa(), addr.length) != 0) throw_errno(errno, "green::net::TcpListener::bind");
+  if (::bind(l.fd_, addr.sa(), addr.length) != 0)
+    throw_errno(errno, "green::net::TcpListener::bind");
   if (::listen(l.fd_, backlog) != 0) throw_errno(errno, "green::net::TcpListener::listen");
   return l;
 }
@@ -329,7 +344,11 @@ TcpStream TcpListener::accept() {
   }
 }
 
-std::uint16_t TcpListener::port() const { return local_address().port(); }
-Address TcpListener::local_address() const { return sockname(fd_, false); }
+std::uint16_t TcpListener::port() const {
+  return local_address().port();
+}
+Address TcpListener::local_address() const {
+  return sockname(fd_, false);
+}
 
 }  // namespace green::net
