@@ -144,8 +144,9 @@ int epoll_ctl_raw(int ep, int op, int fd, epoll_event* ev) {
 
 Poller::Poller(Worker* w)
     : worker_(w),
+      fds_(FdTable::instance()),
       epfd_(place_internal_fd(static_cast<int>(raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC)))),
-      size_(FdTable::instance().size()),
+      size_(fds_.size()),
       entries_(map_fd_table<Entry*>(size_)) {}
 
 Poller::~Poller() {
@@ -202,6 +203,16 @@ int Poller::poll_now() {
     }
   }
   return n > 0 ? n : 0;
+}
+
+inline Poller::Entry* Poller::lookup(int fd, FdTable::Meta* meta, io::WaitResult* res) {
+  if (entries_) {
+    // acquire: as in entry_for (pairs with the closer's acq_rel generation bump).
+    std::uint32_t gen = meta->gen.load(std::memory_order_acquire);
+    Entry* e = entries_[fd];
+    if (e && e->gen == gen) return e;
+  }
+  return entry_for(fd, meta, res);
 }
 
 Poller::Entry* Poller::entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res) {
@@ -294,9 +305,9 @@ io::WaitResult result_of(WakeReason r) {
 
 // The common case (one fd): no arrays, and for one direction no proxy node either.
 io::WaitResult Poller::wait_one(int fd, short events, TimePoint deadline, bool probed) {
-  FdTable::Meta* meta = FdTable::instance().get(fd);
+  FdTable::Meta* meta = fds_.get(fd);
   io::WaitResult res = io::WaitResult::kClosed;
-  Entry* e = meta ? entry_for(fd, meta, &res) : nullptr;
+  Entry* e = meta ? lookup(fd, meta, &res) : nullptr;
   if (!e) return res;
   bool rd = events & POLLIN, wr = events & POLLOUT;
   if ((rd && (e->rd_ready || e->rd_hup || e->hup)) || (wr && (e->wr_ready || e->hup))) {
@@ -329,6 +340,11 @@ io::WaitResult Poller::wait_one(int fd, short events, TimePoint deadline, bool p
   return result_of(r);
 }
 
+io::WaitResult Poller::wait_fd(int fd, short events, TimePoint deadline, bool probed) {
+  owner_.assert_held();  // a fiber of this worker (io::wait takes the current worker's)
+  return wait_one(fd, events, deadline, probed);
+}
+
 io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadline, bool probed) {
   owner_.assert_held();  // a fiber of this worker (io::wait_any takes the current worker's)
   if (n == 1 && fds[0].fd >= 0 && (fds[0].events & (POLLIN | POLLOUT)))
@@ -350,9 +366,9 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     ents[i] = nullptr;
     int fd = fds[i].fd;
     if (fd < 0 || !(fds[i].events & (POLLIN | POLLOUT))) continue;
-    FdTable::Meta* meta = FdTable::instance().get(fd);
+    FdTable::Meta* meta = fds_.get(fd);
     io::WaitResult res = io::WaitResult::kClosed;
-    Entry* e = meta ? entry_for(fd, meta, &res) : nullptr;
+    Entry* e = meta ? lookup(fd, meta, &res) : nullptr;
     if (!e) return res;
     ents[i] = e;
     if ((fds[i].events & POLLIN) && (e->rd_ready || e->rd_hup || e->hup)) {
@@ -497,10 +513,14 @@ WaitResult wait_any(const pollfd* fds, unsigned long n,
 }
 
 WaitResult wait(int fd, unsigned events, std::chrono::steady_clock::time_point deadline) noexcept {
-  pollfd p{fd,
-           static_cast<short>(((events & kReadable) ? POLLIN : 0) |
-                              ((events & kWritable) ? POLLOUT : 0)),
-           0};
+  auto ev = static_cast<short>(((events & kReadable) ? POLLIN : 0) |
+                               ((events & kWritable) ? POLLOUT : 0));
+  // The direct path (every echo read and write that waits): a fiber, an fd with a table
+  // entry, a direction to wait for. Anything else is wait_any's to decide.
+  Worker* w = Worker::current();
+  if (w && ev != 0 && fd >= 0 && fd < w->poller().table_size() && detail::tls().task)
+    return w->poller().wait_fd(fd, ev, deadline, (events & kAfterEagain) != 0);
+  pollfd p{fd, ev, 0};
   return wait_any(&p, 1, deadline, events & kAfterEagain);
 }
 

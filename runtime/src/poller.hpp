@@ -107,6 +107,11 @@ class Poller {
   // the kernel is asked with a zero-timeout poll(2) before parking.
   // fds beyond FdTable's size are the caller's (io::wait_any blocks in poll(2) for them).
   io::WaitResult wait(const pollfd* fds, unsigned long n, TimePoint deadline, bool probed);
+  // io::wait's direct path: one fd below table_size(), events POLLIN and/or POLLOUT (no
+  // pollfd, no scan). Same semantics as wait() for that single fd.
+  io::WaitResult wait_fd(int fd, short events, TimePoint deadline, bool probed);
+  // FdTable's size (set once in the constructor; any thread may read it).
+  int table_size() const { return size_; }
   // Wakes the waiters of fd's registration here with kClosed and forgets it, if it is older
   // than `gen` (the generation the closer created). The closer already removed it from epoll.
   void fd_closed(int fd, std::uint32_t gen);
@@ -131,6 +136,9 @@ class Poller {
     WaitList writers;
   };
   static void on_epoll(uv_poll_t* h, int status, int events);
+  // The registration for fd's current generation: the common case (registered, same
+  // generation) inline, everything else in entry_for.
+  Entry* lookup(int fd, FdTable::Meta* meta, io::WaitResult* res) GREEN_REQUIRES(owner_);
   Entry* entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res) GREEN_REQUIRES(owner_);
   io::WaitResult wait_one(int fd, short events, TimePoint deadline, bool probed)
       GREEN_REQUIRES(owner_);
@@ -138,6 +146,7 @@ class Poller {
   bool watch() GREEN_REQUIRES(owner_);
 
   Worker* const worker_;
+  FdTable& fds_;      // FdTable::instance(), looked up once (its accessor has a guard)
   const int epfd_;    // read by closers on any thread
   ThreadRole owner_;  // the worker's thread (see the note above)
   bool watching_ GREEN_GUARDED_BY(owner_) = false;
