@@ -8,6 +8,7 @@
 namespace green::shim {
 
 bool g_disabled = false;
+bool g_stats_on = false;
 
 TimePoint deadline_from_abs(clockid_t clock, const timespec& abs) noexcept {
   timespec now{};

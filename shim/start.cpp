@@ -124,7 +124,10 @@ int green_main(int argc, char** argv, char** envp) {
   // Thread identities (thread_tcb.hpp): from here on worker 0's scheduler gets its own, and
   // this thread's (the process's main thread) goes to the main fiber.
   bool own_tls = tcb::init(tls_setting);
-  if (want_stats) std::atexit(print_stats);
+  if (want_stats) {
+    g_stats_on = true;  // before any fiber runs: every counted event is counted
+    std::atexit(print_stats);
+  }
   // green::run's body (runtime.hpp), with one change: the main fiber gets the stack a real
   // main thread has (RLIMIT_STACK, 8 MiB if unlimited; at least GREEN_STACK_SIZE), since
   // programs size their recursion for it; other fibers use GREEN_STACK_SIZE.
