@@ -29,9 +29,11 @@ namespace green::shim::fds {
 namespace detail {
 FdEntry* g_table = nullptr;
 int g_capacity = 0;
+std::atomic<bool> g_all_shared{false};  // set in the parent by fork(): the child shares all
 }  // namespace detail
 
 namespace {
+using detail::g_all_shared;
 using detail::g_capacity;
 using detail::g_table;
 
@@ -39,8 +41,7 @@ std::atomic<bool> g_init{false};
 // Bumped whenever a shared description's flags may have changed (flags_changed on a kShared
 // entry, fork): cached flags of shared entries are trusted only within one epoch.
 std::atomic<std::uint32_t> g_epoch{1};
-std::atomic<bool> g_all_shared{false};  // set in the parent by fork(): the child shares all
-std::atomic<bool> g_timeouts{false};    // the program set SO_RCVTIMEO/SO_SNDTIMEO somewhere
+std::atomic<bool> g_timeouts{false};  // the program set SO_RCVTIMEO/SO_SNDTIMEO somewhere
 
 void store_timeouts(int fd, FdEntry* e) {
   timeval tv{};
@@ -130,7 +131,7 @@ void received(int fd) noexcept {
   green::io::forget(fd);
 }
 
-int description_flags(int fd, FdEntry* e) noexcept {
+int detail::description_flags_slow(int fd, FdEntry* e) noexcept {
   // acquire: pairs with flags_changed()/forked() bumping the epoch (release): a reader of the
   // new epoch re-reads flags that changed before the bump.
   std::uint32_t epoch = g_epoch.load(std::memory_order_acquire);

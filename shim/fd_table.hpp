@@ -86,8 +86,10 @@ int capacity() noexcept;
 
 namespace detail {
 extern FdEntry* g_table;
-extern int g_capacity;  // written once by init() (release), read with acquire
+extern int g_capacity;                  // written once by init() (release), read with acquire
+extern std::atomic<bool> g_all_shared;  // fork() happened: every description is shared
 FdEntry* classify_slow(int fd, FdEntry* e) noexcept;
+int description_flags_slow(int fd, FdEntry* e) noexcept;
 }  // namespace detail
 
 // The entry for fd, or nullptr if fd is negative or beyond the table.
@@ -120,7 +122,14 @@ void received(int fd) noexcept;
 
 // The description's F_GETFL (cached; see the note above), -1 with errno on failure. For
 // shared sockets whose cache was stale, also refreshes rcv/snd_ns from the kernel.
-int description_flags(int fd, FdEntry* e) noexcept;
+// Inline: the cached flags of an entry no other fd or process shares (the common case, read
+// on every parked fiber I/O call); the epoch check, F_GETFL and timeout refresh out of line.
+inline int description_flags(int fd, FdEntry* e) noexcept {
+  int fl = e->fl.load(std::memory_order_relaxed);
+  if (fl >= 0 && !(e->load() & kShared) && !detail::g_all_shared.load(std::memory_order_relaxed))
+    return fl;
+  return detail::description_flags_slow(fd, e);
+}
 // The program changed fd's flags (F_SETFL, FIONBIO) or timeouts: drop cached state.
 void flags_changed(FdEntry* e) noexcept;
 // The program set SO_RCVTIMEO/SO_SNDTIMEO on some socket.
@@ -132,6 +141,8 @@ void forked() noexcept;
 void toggle_lock(FdEntry* e) noexcept;
 void toggle_unlock(FdEntry* e) noexcept;
 
-inline bool managed(std::uint32_t b) { return (b & kKindMask) == kManaged; }
+inline bool managed(std::uint32_t b) {
+  return (b & kKindMask) == kManaged;
+}
 
 }  // namespace green::shim::fds
