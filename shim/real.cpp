@@ -69,9 +69,10 @@ GREEN_SHIM_REAL_LIST(GREEN_SHIM_REAL_CHECK)
 #pragma GCC diagnostic pop
 }  // namespace
 
+std::atomic<bool> g_resolved{false};
+
 namespace {
 
-std::atomic<bool> g_resolved{false};
 std::atomic<bool> g_resolving{false};
 thread_local bool t_in_resolve = false;
 
@@ -116,10 +117,7 @@ void resolve_all() noexcept {
   t_in_resolve = false;
 }
 
-bool ensure_resolved() noexcept {
-  // acquire: pairs with resolve_all()'s release store.
-  if (g_resolved.load(std::memory_order_acquire)) [[likely]]
-    return true;
+bool ensure_resolved_slow() noexcept {
   if (t_in_resolve) return false;
   resolve_all();
   return true;

@@ -34,6 +34,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <atomic>
+
 #include "green_shim_table.hpp"
 
 namespace green::shim::real {
@@ -47,6 +49,14 @@ void resolve_all() noexcept;
 
 // True once every pointer is set. Otherwise resolves now, unless this thread is inside
 // resolve_all() already (dlsym re-entering a hook): then returns false.
-bool ensure_resolved() noexcept;
+// The check is inline (every hook's prologue runs it); resolution is ensure_resolved_slow().
+extern std::atomic<bool> g_resolved;
+bool ensure_resolved_slow() noexcept;
+inline bool ensure_resolved() noexcept {
+  // acquire: pairs with resolve_all()'s release store (every real pointer is visible).
+  if (g_resolved.load(std::memory_order_acquire)) [[likely]]
+    return true;
+  return ensure_resolved_slow();
+}
 
 }  // namespace green::shim::real
