@@ -36,7 +36,39 @@ struct IoCall {
 
 // Decides how a call on fd behaves. `dontwait`: the call itself asked not to block
 // (MSG_DONTWAIT). `write`: applies SO_SNDTIMEO instead of SO_RCVTIMEO.
-IoCall prepare_io(int fd, unsigned events, bool write, bool dontwait) noexcept;
+// Inline: it runs at the start of every I/O hook, and inlined the IoCall stays in the
+// hook's frame instead of being returned through memory.
+inline IoCall prepare_io(int fd, unsigned events, bool write, bool dontwait) noexcept {
+  IoCall c;
+  c.fd = fd;
+  c.events = events;
+  c.write = write;
+  c.mode = mode();
+  if (c.mode == Mode::kRaw || dontwait) return c;
+  fds::FdEntry* e = fds::classify(fd);
+  if (!e) return c;
+  std::uint32_t b = e->load();
+  if (!fds::managed(b)) return c;
+  if (b & fds::kNoNowait) {  // the O_NONBLOCK fallback (fd_table.hpp)
+    if (b & fds::kUserNonblock) return c;
+    if (c.mode == Mode::kThread) {
+      if (!(b & fds::kKernelNonblock)) return c;  // blocking in the kernel: nothing to emulate
+    } else if (!fds::ensure_nonblocking(fd, e)) {
+      return c;
+    }
+    std::int64_t t = write ? e->snd_ns.load(std::memory_order_relaxed)
+                           : e->rcv_ns.load(std::memory_order_relaxed);
+    c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
+    c.checked = true;
+  } else if (c.mode == Mode::kThread) {
+    return c;  // the kernel blocks (or not) exactly as the program asked
+  } else {
+    c.nowait = true;
+  }
+  c.entry = e;
+  c.wait = true;
+  return c;
+}
 
 // Called after the real call failed with EAGAIN: waits once for readiness. Returns false with
 // errno set (EAGAIN if the description is O_NONBLOCK or on timeout, EBADF if the fd was
