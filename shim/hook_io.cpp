@@ -212,31 +212,41 @@ ssize_t writev_op(IoCall& c, const iovec* iov, int n) {
   return real::writev(c.fd, iov, n);
 }
 
-ssize_t read_op(IoCall& c, void* buf, size_t n) {
+// Pipes, eventfds and the O_NONBLOCK fallback (read_op's uncommon cases, out of line).
+ssize_t read_op_other(IoCall& c, void* buf, size_t n) {
   if (c.nowait) {
-    // The raw syscall: glibc's recv would add a cancellation-point wrapper (two calls per
-    // read) that fiber-threads cannot use anyway (pthread_cancel is not interposed). Not libc's
-    // syscall(): that is the shim's own hook (raw_syscall.hpp).
-    if (is_socket(c)) {
-      return detail::raw_syscall(SYS_recvfrom, c.fd, detail::sc_arg(buf), static_cast<long>(n),
-                                 MSG_DONTWAIT, 0, 0);
-    }
     iovec v{buf, n};
     return readv_op(c, &v, 1);
   }
   return real::read(c.fd, buf, n);
 }
 
-ssize_t write_op(IoCall& c, const void* buf, size_t n) {
+ssize_t write_op_other(IoCall& c, const void* buf, size_t n) {
   if (c.nowait) {
-    if (is_socket(c)) {
-      return detail::raw_syscall(SYS_sendto, c.fd, detail::sc_arg(buf), static_cast<long>(n),
-                                 MSG_DONTWAIT, 0, 0);
-    }
     iovec v{const_cast<void*>(buf), n};
     return writev_op(c, &v, 1);
   }
   return real::write(c.fd, buf, n);
+}
+
+// The socket case is inline in the hooks' retry loops: every echo read and write.
+inline ssize_t read_op(IoCall& c, void* buf, size_t n) {
+  // The raw syscall: glibc's recv would add a cancellation-point wrapper (two calls per
+  // read) that fiber-threads cannot use anyway (pthread_cancel is not interposed). Not libc's
+  // syscall(): that is the shim's own hook (raw_syscall.hpp).
+  if (c.nowait && is_socket(c)) {
+    return detail::raw_syscall(SYS_recvfrom, c.fd, detail::sc_arg(buf), static_cast<long>(n),
+                               MSG_DONTWAIT, 0, 0);
+  }
+  return read_op_other(c, buf, n);
+}
+
+inline ssize_t write_op(IoCall& c, const void* buf, size_t n) {
+  if (c.nowait && is_socket(c)) {
+    return detail::raw_syscall(SYS_sendto, c.fd, detail::sc_arg(buf), static_cast<long>(n),
+                               MSG_DONTWAIT, 0, 0);
+  }
+  return write_op_other(c, buf, n);
 }
 
 int dontwait(const IoCall& c, int flags) {
