@@ -50,11 +50,17 @@ enum class Mode { kFiber, kRaw, kThread };
 // from then on nothing may park.
 extern bool g_disabled;
 
+// Every hook asks mode() first, so a fiber's interposed call is also where it yields when its
+// slice expired (detail::maybe_slice_yield: one relaxed load unless the monitor asked some
+// worker to yield; the hook then proceeds, perhaps on another worker).
 inline Mode mode() noexcept {
   const detail::ThreadState& s = detail::thread_state();
   if (g_disabled) return s.bypass > 0 ? Mode::kRaw : Mode::kThread;
   if (s.bypass > 0) return Mode::kRaw;
-  if (s.task != nullptr) return Mode::kFiber;
+  if (s.task != nullptr) {
+    detail::maybe_slice_yield();
+    return Mode::kFiber;
+  }
   return s.worker >= 0 ? Mode::kRaw : Mode::kThread;
 }
 

@@ -116,7 +116,10 @@ int mutex_lock_fiber(pthread_mutex_t* m, TimePoint deadline) {
   int kind = kind_of(m);
   if (owned_type(kind) && fiber_owner(m) == me()) {
     if ((kind & 3) == PTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
-    return real::pthread_mutex_trylock(m);  // recursive: glibc counts (owner tid is ours)
+    // Recursive: glibc counts if the owner tid is ours; the fiber may have moved to another
+    // worker since it locked (the tid is the worker's), so say it is.
+    m->__data.__owner = green::detail::descriptor_tid();
+    return real::pthread_mutex_trylock(m);
   }
   int r = mutex_attempt(m);
   if (r != EBUSY) return r;
@@ -129,6 +132,7 @@ int mutex_unlock_fiber(pthread_mutex_t* m) {
   int kind = kind_of(m);
   if (owned_type(kind)) {
     if (fiber_owner(m) != me()) return EPERM;
+    m->__data.__owner = green::detail::descriptor_tid();  // as in mutex_lock_fiber: moved?
     if ((kind & 3) == PTHREAD_MUTEX_RECURSIVE && m->__data.__count > 1)
       return real::pthread_mutex_unlock(m);
     set_fiber_owner(m, nullptr);
@@ -424,7 +428,12 @@ GREEN_HOOK(pthread_rwlock_clockwrlock) {
 GREEN_HOOK(pthread_rwlock_unlock) {
   // The write owner is forgotten before the real unlock: the next writer records itself after.
   bool was_writer = mode() == Mode::kFiber && rw_held_by_me(rw);
-  if (was_writer) set_rw_writer(rw, nullptr);
+  if (was_writer) {
+    set_rw_writer(rw, nullptr);
+    // glibc takes the writer's unlock path only if __cur_writer is the caller's tid, which is
+    // its worker's: the fiber may have moved since it locked.
+    __atomic_store_n(&rw->__data.__cur_writer, green::detail::descriptor_tid(), __ATOMIC_RELAXED);
+  }
   int r = real::pthread_rwlock_unlock(rw);
   if (r == 0) {
     sync::wake_all(rw);

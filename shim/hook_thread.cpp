@@ -13,10 +13,11 @@
 // are ignored.
 //
 // Placement and migration: the runtime queues the new fiber on the creating worker; an idle
-// worker may steal it before it starts; once started it never leaves its worker's OS thread.
-// That is what keeps errno and every __thread address a compiler cached valid across a hooked
-// call that parks (hazard H1) in shared mode; with an identity they live in the fiber's own
-// block and would survive a move too.
+// worker may steal it before it starts. With an identity (the default) errno and every
+// __thread address live in the fiber's own block, so once started it may still move to
+// another worker when it is runnable (docs/design.md); in shared mode it never leaves its
+// worker's OS thread, which is what keeps the addresses a compiler cached valid across a
+// hooked call that parks (hazard H1).
 //
 // Exit and cancellation (own identity): the fiber starts in tcb::run_with_unwind_buf, the
 // equivalent of glibc's start_thread buffer, so glibc's own pthread_exit and an acted-on

@@ -81,7 +81,6 @@ detail::SpinLock g_reg_lock;    // writers of the registry links (never in signa
 std::atomic<int> g_walkers{0};  // readers of the registry / of a target's SigThread
 
 thread_local int t_direct = 0;  // depth of handlers run in kernel signal context
-thread_local pid_t t_tid = 0;
 
 // The raw system call (no errno: returns -errno). Not syscall(): the shim interposes that one
 // (gettid/tgkill translate fiber-thread ids), and signal context needs the kernel's ids.
@@ -93,10 +92,10 @@ long lp(P p) {
   return reinterpret_cast<long>(p);
 }
 
-// The kernel's id of this OS thread (a fiber never migrates: cached per TLS block).
+// The kernel's id of the OS thread running the caller. Not cached: the thread_local would be
+// per fiber-thread, and a fiber-thread may migrate to another worker (docs/design.md).
 pid_t my_tid() {
-  if (t_tid == 0) t_tid = static_cast<pid_t>(raw(SYS_gettid));
-  return t_tid;
+  return static_cast<pid_t>(raw(SYS_gettid));
 }
 
 std::uint64_t bits_of(const sigset_t* set) {

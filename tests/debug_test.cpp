@@ -295,7 +295,8 @@ TEST(DebugDump, ShowsEveryFiberAndWhatItWaitsOn) {
     // park, then the primitive's wait.
     EXPECT_TRUE(std::regex_search(
         dump, std::regex("\"event-waiter\": parked on green::Event 0x[0-9a-f]+\n"
-                         " +#0 0x[0-9a-f]+ green::detail::park\\(\\.\\.\\.\\)\\+0x[0-9a-f]+ \\(libgreen[^)]*\\)\n"
+                         " +#0 0x[0-9a-f]+ green::detail::park\\(\\.\\.\\.\\)\\+0x[0-9a-f]+ "
+                         "\\(libgreen[^)]*\\)\n"
                          " +#1 0x[0-9a-f]+ green::Event::wait_until\\(\\.\\.\\.\\)")))
         << dump;
     EXPECT_TRUE(std::regex_search(
@@ -613,6 +614,12 @@ TEST(DebugOptions, BadValuesAreRejected) {
   for (const char* v : {"-5", "abc", "10ms", "99999999", "3600001"}) {
     expect_rejected("GREEN_BLOCKED_MS", v);
   }
+  for (const char* v : {"-1", "ten", "10ms", "60001", "99999999999"}) {
+    expect_rejected("GREEN_SLICE_MS", v);
+  }
+  green::Options o;
+  o.slice_ms = 60001;
+  EXPECT_THROW(green::resolve_options(o), std::invalid_argument);
 }
 
 TEST(DebugOptions, GoodValuesAreAccepted) {
@@ -621,6 +628,18 @@ TEST(DebugOptions, GoodValuesAreAccepted) {
   }
   for (const char* v : {"exit", "warn", "off"}) expect_accepted("GREEN_DEADLOCK", v);
   for (const char* v : {"0", "1", "250", "3600000"}) expect_accepted("GREEN_BLOCKED_MS", v);
+  for (const char* v : {"0", "1", "10", "60000"}) expect_accepted("GREEN_SLICE_MS", v);
+  {
+    ScopedEnv s("GREEN_SLICE_MS", "25");
+    EXPECT_EQ(green::resolve_options({}).slice_ms, 25);
+    green::Options o;
+    o.slice_ms = 0;  // the field wins over the environment
+    EXPECT_EQ(green::resolve_options(o).slice_ms, 0);
+  }
+  {
+    ScopedEnv s("GREEN_SLICE_MS", nullptr);
+    EXPECT_EQ(green::resolve_options({}).slice_ms, 10);
+  }
   {
     ScopedEnv a("GREEN_DUMP_SIGNAL", "SIGQUIT");
     ScopedEnv b("GREEN_DEADLOCK", "warn");

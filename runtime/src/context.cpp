@@ -35,6 +35,8 @@ void Context::publish_diag(const Task* t) noexcept {
 
 namespace {
 
+// Runs t on the calling context. The task may migrate while it runs (fiber-threads), so the
+// worker is read again after t->run().
 void run_task(Worker* w, Task* t) {
   w->running()->publish_diag(t);
   TaskState& s = task_state(t);
@@ -54,6 +56,7 @@ void run_task(Worker* w, Task* t) {
     std::fflush(nullptr);
     _exit(s.error ? 1 : 0);
   }
+  w = Worker::current();
   Runtime* rt = w->runtime();
   bool is_main = (t == rt->main_);
   // The task's own thread identity is still the FS base here; the next context hands it back
@@ -75,6 +78,7 @@ Context* Context::create(Worker* worker, std::size_t stack_size) {
   std::size_t size = static_cast<std::size_t>(sp - (s.top() - s.usable()));
   c->fctx_ = fc::make_fcontext(sp, size, &Context::entry);
   sanitizer_register_stack(c->san_, s.top() - s.usable(), s.usable(), false);
+  SpinGuard lk(worker->all_mu_);
   c->all_next_ = worker->all_contexts_;
   if (c->all_next_) c->all_next_->all_prev_ = c;
   worker->all_contexts_ = c;
@@ -94,44 +98,47 @@ void Context::switched_away() noexcept {
     retire_ &= std::uint8_t(~kReleaseTp);
     if (g_tp.release) g_tp.release(tp_);
   }
+  if (retire_ & kReturnHome) {
+    retire_ &= std::uint8_t(~kReturnHome);
+    home_->post_return(this);  // the home pools or destroys it (its stack is the home's)
+    return;
+  }
   if (retire_ & kDestroy) destroy();
 }
 
 void Context::destroy() noexcept {
-  // A pooled context is suspended inside Worker::context_done with nothing to clean up.
-  Worker* w = worker_;
+  // A pooled context is suspended inside Worker::context_done with nothing to clean up (no
+  // timer: timers are borrowed per wait). Runs on the home worker's thread.
+  Worker* w = home_;
   Stack s = stack_;
   sanitizer_unregister_stack(san_);
-  if (all_prev_) all_prev_->all_next_ = all_next_; else w->all_contexts_ = all_next_;
-  if (all_next_) all_next_->all_prev_ = all_prev_;
-  if (timer_init_) {
-    timer_.data = new Stack(s);
-    uv_close(reinterpret_cast<uv_handle_t*>(&timer_), [](uv_handle_t* h) {
-      auto* st = static_cast<Stack*>(h->data);
-      Stack copy = *st;
-      delete st;
-      static_cast<Worker*>(h->loop->data)->stacks_.release(copy);
-    });
-  } else {
-    w->stacks_.release(s);
+  {
+    SpinGuard lk(w->all_mu_);
+    if (all_prev_)
+      all_prev_->all_next_ = all_next_;
+    else
+      w->all_contexts_ = all_next_;
+    if (all_next_) all_next_->all_prev_ = all_prev_;
   }
+  w->stacks_.release(s);
 }
 
 void Context::entry(fc::transfer_t from) {
   sanitizer_after_switch(nullptr);
-  Worker* w = Worker::current();
-  Context* self = w->running();
+  Context* self = Worker::current()->running();
   finish_switch(from);
   for (;;) {
-    run_task(w, self->task_);
-    w->context_done(self);  // returns with self->task_ set to the next task
+    // The worker is read afresh each time: a migratable task may end on another worker, and
+    // context_done may resume this context (with its next task) after it went home.
+    run_task(Worker::current(), self->task_);
+    Worker::current()->context_done(self);  // returns with self->task_ set to the next task
   }
 }
 
 // --- timed waits ------------------------------------------------------------------------------
 
 void Context::on_timer(uv_timer_t* t) {
-  auto* c = static_cast<Context*>(t->data);
+  auto* c = static_cast<TimerBox*>(t->data)->ctx;
   Waiter* w = c->timed_waiter_;
   if (!w) return;
   auto now = Clock::now();
@@ -144,24 +151,26 @@ void Context::on_timer(uv_timer_t* t) {
 }
 
 void Context::arm_timer(Waiter* w, TimePoint deadline) {
-  uv_loop_t* loop = worker_->loop();
-  if (!timer_init_) {
-    uv_timer_init(loop, &timer_);
-    timer_.data = this;
-    timer_init_ = true;
-  }
+  Worker* wk = worker();
+  uv_loop_t* loop = wk->loop();
+  timer_ = wk->take_timer();
+  timer_->ctx = this;
   timed_waiter_ = w;
   timer_deadline_ = deadline;
   uv_update_time(loop);
   auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
   if (left < 0) left = 0;
-  uv_timer_start(&timer_, on_timer, static_cast<std::uint64_t>(left), 0);
+  uv_timer_start(&timer_->timer, on_timer, static_cast<std::uint64_t>(left), 0);
 }
 
+// On the thread of the worker whose timer it is (the context has not moved since arm_timer:
+// a context with an armed timer is never stealable).
 void Context::disarm_timer() noexcept {
   if (!timed_waiter_) return;  // not armed (e.g. the deadline had passed on entry)
-  uv_timer_stop(&timer_);
+  uv_timer_stop(&timer_->timer);
   timed_waiter_ = nullptr;
+  worker()->give_timer(timer_);
+  timer_ = nullptr;
 }
 
 }  // namespace green::detail

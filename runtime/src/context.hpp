@@ -1,11 +1,22 @@
 // Context: the execution vehicle of fibers: one stack plus one suspended machine context
 // (Boost.Context's fcontext_t: jump_fcontext is the whole switch, ~20 instructions).
 //
-// A Context lives at the top of its own stack (no separate allocation) and belongs to one
-// worker for its whole life. It runs tasks one after another: when its task finishes it
-// either picks the next unstarted task itself (no switch at all: the cheap path of
-// spawn+join) or returns to its worker's pool. A Task is bound to one Context from start to
-// finish, so a started fiber never changes OS thread.
+// A Context lives at the top of its own stack (no separate allocation). Its *home* worker
+// (home_) owns the stack, the pool slot and the all_contexts_ link for the context's whole
+// life; the worker it *runs on* (worker_) is the home unless the context migrated. It runs
+// tasks one after another: when its task finishes it either picks the next unstarted task
+// itself (no switch at all: the cheap path of spawn+join) or returns to its home's pool (a
+// context that finished elsewhere is sent home first: Worker::post_return). A Task is bound to
+// one Context from start to finish.
+//
+// Migration (docs/design.md, "Placement and stealing"): a context whose task carries its own
+// thread identity (Task::tp_: the shim's fiber-threads and main fiber) is `migratable_`: while
+// runnable it sits on its worker's shared ready queue, from which idle workers steal, and a
+// thread that wakes it may queue it there directly. worker_ changes only while the context is
+// on no CPU and in nobody's hands but the thief's (under the victim's queue lock). A context
+// never migrates while `pin_` > 0 (code that must resume on the worker it started on: a poller
+// wait, an offload or DNS request of the worker's loop) or while its timer is armed (the
+// uv_timer_t belongs to one loop: the owner disarms it before the context becomes stealable).
 //
 // The worker's own OS-thread stack is represented by a Context too (Worker::sched_), which
 // runs the event loop; its `fctx_` holds the suspended loop while fibers run.
@@ -20,12 +31,12 @@
 // context runs with another thread pointer, `tp_`: thread_pointer.hpp) and the entry of a new
 // stack. Worker decides
 // *which* context runs next and does the bookkeeping (Worker::switch_to); Context does the
-// switch itself. It also owns the fiber's libuv timer for timed waits (arm_timer /
-// disarm_timer / timer_deadline): one uv_timer_t per context, initialised on first use and
-// closed by destroy().
+// switch itself. Timed waits (arm_timer / disarm_timer / timer_deadline) borrow a uv_timer_t
+// of the worker the context runs on (Worker::take_timer) for the duration of one wait.
 //
-// Fields are touched only by the owning worker's thread, except `next_`, which links the
-// Context into the owner's inbox when another thread makes it runnable (see Worker::inbox_).
+// Fields are touched only by the thread of the worker it runs on (worker_), except `next_`,
+// which links the Context into a queue another thread may push on (Worker::inbox_, the shared
+// ready queue), `worker_` (atomic: see above) and `wake_direct_` (read by remote wakers).
 #pragma once
 
 #include <uv.h>
@@ -64,6 +75,7 @@ class Context {
   // after this stack's last TLS access, before `to`'s first.
   __attribute__((always_inline)) void jump(Context* to) {
     if (__builtin_expect(to->tp_ != tp_, 0)) enter_tp(to);
+    to->suspended_.store(false, std::memory_order_relaxed);  // see suspended_
     void* fake_stack = nullptr;
     sanitizer_before_switch(to->san_, &fake_stack);
     auto from = boost::context::detail::jump_fcontext(to->fctx_, this);
@@ -80,9 +92,29 @@ class Context {
     return timed_waiter_ ? timer_deadline_ : kNoDeadline;
   }
 
-  Worker* const worker_;
+  Worker* const home_;  // owns the stack, the pool slot, the all_contexts_ link
+  // The worker this context runs on, is queued on or parked on. Relaxed: it is written only
+  // by a thief holding the victim's shared-queue lock (or by the home taking a returned
+  // context back), before the context runs there; readers are that worker's thread, and
+  // wakers that won a wait this context parked in after the write (the wait's own lock or
+  // CAS orders them after it).
+  std::atomic<Worker*> worker_;
+  Worker* worker() const noexcept { return worker_.load(std::memory_order_relaxed); }
   Task* task_ = nullptr;
-  Context* next_ = nullptr;  // ready queue / inbox / pool link
+  // The task has a thread identity of its own (set when bound to a task): may migrate.
+  bool migratable_ = false;
+  int pin_ = 0;  // > 0: must resume on worker_ (PinToWorker); the context's own code only
+  // Set by park() just before the context parks: a thread that wakes it may queue it on the
+  // worker's shared ready queue directly (migratable, unpinned, no timer armed); otherwise
+  // the wake goes through the worker's inbox so that its thread disarms the timer first.
+  // Relaxed: written by the fiber before it releases the lock its wakers take.
+  std::atomic<bool> wake_direct_{false};
+  // True once the context's latest switch-away is complete (fctx_ saved): cleared by the
+  // thread that switches to it, set by the context that runs next. A context taken from a
+  // shared queue may still be switching away on another thread; the taker waits for this.
+  std::atomic<bool> suspended_{true};  // a fresh context (make_fcontext) is resumable
+  bool may_move() const noexcept { return migratable_ && pin_ == 0 && !timed_waiter_; }
+  Context* next_ = nullptr;      // ready queue / inbox / pool link
   Context* all_next_ = nullptr;  // Worker::all_contexts_ (owner thread only; dumps, gdb)
   Context* all_prev_ = nullptr;
   State state_ = State::kIdle;
@@ -105,8 +137,9 @@ class Context {
   [[noreturn]] void queue_corrupt(const char* what) noexcept;
   bool is_scheduler_ = false;
   // Work for the next context once this one is switched away from (finish_switch):
-  static constexpr std::uint8_t kDestroy = 1;    // pool over capacity: release the stack
-  static constexpr std::uint8_t kReleaseTp = 2;  // the finished task's own TP is unused now
+  static constexpr std::uint8_t kDestroy = 1;     // pool over capacity: release the stack
+  static constexpr std::uint8_t kReleaseTp = 2;   // the finished task's own TP is unused now
+  static constexpr std::uint8_t kReturnHome = 4;  // idle on a foreign worker: send it home
   std::uint8_t retire_ = 0;
   void switched_away() noexcept;  // does what retire_ asks (one flag test on the hot path)
   // The thread pointer this context's code runs with (thread_pointer.hpp): the worker's own
@@ -123,7 +156,7 @@ class Context {
   std::atomic<char> diag_name_[kNameCopy] = {};
   void publish_diag(const Task* t) noexcept;
 
-  explicit Context(Worker* w) : worker_(w) {}
+  explicit Context(Worker* w) : home_(w), worker_(w) {}
 
  private:
   static void entry(boost::context::detail::transfer_t from);
@@ -132,6 +165,8 @@ class Context {
   static void finish_switch(boost::context::detail::transfer_t from) noexcept {
     auto* prev = static_cast<Context*>(from.data);
     prev->fctx_ = from.fctx;
+    // Release: a thread that took prev from a shared queue and sees this (acquire) may run it.
+    prev->suspended_.store(true, std::memory_order_release);
     if (prev->retire_) prev->switched_away();
   }
   // Stores the worker's runtime state (and glibc's tid) into `to`'s TLS block, then writes
@@ -142,11 +177,33 @@ class Context {
   // Suspended machine state while this context is not running (tools/green-gdb.py reads it).
   boost::context::detail::fcontext_t fctx_ = nullptr;
 
-  // Timed waits: one libuv timer per context, initialised on first use.
-  bool timer_init_ = false;
-  uv_timer_t timer_;
+  // Timed waits: a timer borrowed from worker_ for one wait (Worker::take_timer).
+  struct TimerBox* timer_ = nullptr;
   Waiter* timed_waiter_ = nullptr;  // the armed wait; nullptr: timer idle
   TimePoint timer_deadline_{};
+
+  friend class Worker;
+};
+
+// A libuv timer of one worker's loop, lent to a context for one timed wait (owner thread).
+struct TimerBox {
+  uv_timer_t timer;
+  Context* ctx = nullptr;
+  TimerBox* next = nullptr;  // the worker's free list
+};
+
+// Keeps the running context on its worker until the scope ends (it may still park): for code
+// whose wake-up or clean-up touches structures of the worker it started on (a Poller wait,
+// an offload/resolve request queued on the worker's loop).
+class PinToWorker {
+ public:
+  explicit PinToWorker(Context* c) noexcept : c_(c) { ++c_->pin_; }
+  ~PinToWorker() { --c_->pin_; }
+  PinToWorker(const PinToWorker&) = delete;
+  PinToWorker& operator=(const PinToWorker&) = delete;
+
+ private:
+  Context* c_;
 };
 
 }  // namespace green::detail

@@ -26,19 +26,32 @@ namespace {
 
 const char* kind_name(WaitKind k) {
   switch (k) {
-    case WaitKind::kSleep: return "sleep";
-    case WaitKind::kJoin: return "join of fiber";
-    case WaitKind::kMutex: return "green::Mutex";
-    case WaitKind::kCondVar: return "green::CondVar";
-    case WaitKind::kSemaphore: return "green::Semaphore";
-    case WaitKind::kEvent: return "green::Event";
-    case WaitKind::kWaitGroup: return "green::WaitGroup";
-    case WaitKind::kChannelSend: return "channel send";
-    case WaitKind::kChannelRecv: return "channel recv";
-    case WaitKind::kIo: return "fd";
-    case WaitKind::kOffload: return "offload (thread pool)";
-    case WaitKind::kResolve: return "resolve (thread pool)";
-    case WaitKind::kOther: break;
+    case WaitKind::kSleep:
+      return "sleep";
+    case WaitKind::kJoin:
+      return "join of fiber";
+    case WaitKind::kMutex:
+      return "green::Mutex";
+    case WaitKind::kCondVar:
+      return "green::CondVar";
+    case WaitKind::kSemaphore:
+      return "green::Semaphore";
+    case WaitKind::kEvent:
+      return "green::Event";
+    case WaitKind::kWaitGroup:
+      return "green::WaitGroup";
+    case WaitKind::kChannelSend:
+      return "channel send";
+    case WaitKind::kChannelRecv:
+      return "channel recv";
+    case WaitKind::kIo:
+      return "fd";
+    case WaitKind::kOffload:
+      return "offload (thread pool)";
+    case WaitKind::kResolve:
+      return "resolve (thread pool)";
+    case WaitKind::kOther:
+      break;
   }
   return "wait";
 }
@@ -81,9 +94,8 @@ void describe_frame(std::ostringstream& o, int n, void* pc) {
     int status = -1;
     char* demangled = abi::__cxa_demangle(info.dli_sname, nullptr, nullptr, &status);
     o << " " << short_name(status == 0 && demangled ? demangled : info.dli_sname) << "+0x"
-      << std::hex
-      << (static_cast<char*>(pc) - static_cast<char*>(info.dli_saddr)) << std::dec << " ("
-      << module << ")\n";
+      << std::hex << (static_cast<char*>(pc) - static_cast<char*>(info.dli_saddr)) << std::dec
+      << " (" << module << ")\n";
     std::free(demangled);
   } else {
     o << " (" << module << "+0x" << std::hex
@@ -101,8 +113,8 @@ struct DumpRequest {
     // Before the request is posted (post_call's lock publishes it to the workers).
     for (std::size_t i = 0; i < n; ++i) ready[i].store(false, std::memory_order_relaxed);
   }
-  const Task* requester = nullptr;            // the fiber taking the dump, if any
-  std::vector<std::string> parts;             // parts[i] written by worker i before ready[i]
+  const Task* requester = nullptr;             // the fiber taking the dump, if any
+  std::vector<std::string> parts;              // parts[i] written by worker i before ready[i]
   std::unique_ptr<std::atomic<bool>[]> ready;  // release by the worker, acquire by the caller
 };
 
@@ -119,55 +131,70 @@ void Worker::dump(std::string& out, const Task* requester) {
   }
   int traced = 0;
   bool skipped_traces = false;
-  for (Context* c = all_contexts_; c; c = c->all_next_) {
-    Task* t = c->task_;
-    if (!t) continue;  // pooled
-    o << "  ";
-    describe_task(o, t);
-    if (t == requester) {
-      o << ": running (taking this dump)\n";
-      continue;
-    }
-    switch (c->state_) {
-      case Context::State::kRunning: o << ": running"; break;
-      case Context::State::kReady: o << ": runnable"; break;
-      case Context::State::kIdle: o << ": idle"; break;
-      case Context::State::kParked: {
-        o << ": parked on ";
-        Waiter* w = task_state(t).waiter;
-        if (!w) {
-          o << "an uninterruptible wait";
-        } else {
-          o << kind_name(w->kind);
-          if (w->kind == WaitKind::kJoin && w->object) {
-            o << " " << static_cast<const Task*>(w->object)->id();
-          } else if (w->kind == WaitKind::kIo) {
-            o << " " << w->fd << ((w->events & POLLIN) ? " readable" : "")
-              << ((w->events & POLLOUT) ? " writable" : "");
-          } else if (w->object) {
-            o << " " << w->object;
-          }
-        }
-        if (TimePoint d = c->timer_deadline(); d != kNoDeadline) {
-          auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d - now);
-          o << ", " << (w && w->kind == WaitKind::kSleep ? "wakes" : "times out") << " in "
-            << ms.count() << " ms";
-        }
-        o << "\n";
-        if (traced >= kBacktraceFibers) {
-          skipped_traces = true;
-          continue;
-        }
-        ++traced;
-        void* frames[kMaxFrames];
-        int n = backtrace_of(c, frames, kMaxFrames);
-        for (int i = 0; i < n && i < kShownFrames; ++i) describe_frame(o, i, frames[i]);
-        if (n > kShownFrames) o << "      ...\n";
+  // The fibers running here: contexts of every home whose worker is this one (a fiber-thread
+  // may have migrated here). hold(): no thief takes one of ours while we look at it.
+  hold(true);
+  for (std::size_t wi = 0; wi < rt_->worker_count(); ++wi) {
+    Worker* home = rt_->worker(wi);
+    SpinGuard all_lk(home->all_mu_);
+    for (Context* c = home->all_contexts_; c; c = c->all_next_) {
+      if (c->worker() != this) continue;  // runs elsewhere: that worker lists it
+      Task* t = c->task_;
+      if (!t) continue;  // pooled
+      o << "  ";
+      describe_task(o, t);
+      if (t == requester) {
+        o << ": running (taking this dump)\n";
         continue;
       }
+      switch (c->state_) {
+        case Context::State::kRunning:
+          o << ": running";
+          break;
+        case Context::State::kReady:
+          o << ": runnable";
+          break;
+        case Context::State::kIdle:
+          o << ": idle";
+          break;
+        case Context::State::kParked: {
+          o << ": parked on ";
+          Waiter* w = task_state(t).waiter;
+          if (!w) {
+            o << "an uninterruptible wait";
+          } else {
+            o << kind_name(w->kind);
+            if (w->kind == WaitKind::kJoin && w->object) {
+              o << " " << static_cast<const Task*>(w->object)->id();
+            } else if (w->kind == WaitKind::kIo) {
+              o << " " << w->fd << ((w->events & POLLIN) ? " readable" : "")
+                << ((w->events & POLLOUT) ? " writable" : "");
+            } else if (w->object) {
+              o << " " << w->object;
+            }
+          }
+          if (TimePoint d = c->timer_deadline(); d != kNoDeadline) {
+            auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d - now);
+            o << ", " << (w && w->kind == WaitKind::kSleep ? "wakes" : "times out") << " in "
+              << ms.count() << " ms";
+          }
+          o << "\n";
+          if (traced >= kBacktraceFibers) {
+            skipped_traces = true;
+            continue;
+          }
+          ++traced;
+          void* frames[kMaxFrames];
+          int n = backtrace_of(c, frames, kMaxFrames);
+          for (int i = 0; i < n && i < kShownFrames; ++i) describe_frame(o, i, frames[i]);
+          if (n > kShownFrames) o << "      ...\n";
+          continue;
+        }
+      }
+      o << "\n";
     }
-    o << "\n";
   }
+  hold(false);
   if (skipped_traces)
     o << "  (backtraces of the first " << kBacktraceFibers << " parked fibers only)\n";
   std::uint32_t queued = runq_.size();
@@ -234,6 +261,8 @@ std::string fiber_dump() {
   return o.str();
 }
 
-void dump_fibers(std::ostream& out) { out << fiber_dump() << std::flush; }
+void dump_fibers(std::ostream& out) {
+  out << fiber_dump() << std::flush;
+}
 
 }  // namespace green

@@ -6,6 +6,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -100,9 +101,13 @@ Monitor::~Monitor() {
 
 void Monitor::run() {
   auto last = std::chrono::steady_clock::now();
+  auto last_slice = last;
   while (!stop_.load() && !rt_->stopping()) {  // stop_: seq_cst, pairs with ~Monitor
     pollfd p{pipe_[0], POLLIN, 0};
-    int r = poll(&p, 1, kTickMs);
+    // Slices are checked every slice_ms while some worker runs a fiber, else every tick.
+    int timeout =
+        (opts_.slice_ms > 0 && any_busy_) ? int(std::min<long>(opts_.slice_ms, kTickMs)) : kTickMs;
+    int r = poll(&p, 1, timeout);
     if (stop_.load() || rt_->stopping()) break;
     if (r > 0) {
       char buf[64];
@@ -118,6 +123,11 @@ void Monitor::run() {
       }
     }
     auto now = std::chrono::steady_clock::now();
+    if (opts_.slice_ms > 0) {
+      check_slices(
+          long(std::chrono::duration_cast<std::chrono::milliseconds>(now - last_slice).count()));
+      last_slice = now;
+    }
     long elapsed = long(std::chrono::duration_cast<std::chrono::milliseconds>(now - last).count());
     if (elapsed < kTickMs) continue;
     last = now;
@@ -125,6 +135,43 @@ void Monitor::run() {
     if (opts_.blocked_ms > 0) check_blocked(elapsed);
     if (opts_.deadlock != DeadlockPolicy::kOff) check_deadlock();
   }
+}
+
+// Slice expiry: a worker whose dispatch count has not moved for slice_ms while it runs a fiber
+// is asked to yield (the fiber's next interposed call does: slice_yield), and one idle worker
+// is woken to take the fiber-threads queued behind it (Worker::steal_ready). The request is
+// withdrawn as soon as the worker switches. g_yield_requests counts the workers asked
+// (incremented before the flag is set, so it never drops below the number of flags set).
+void Monitor::check_slices(long elapsed_ms) {
+  std::size_t n = rt_->worker_count();
+  slice_dispatches_.resize(n, 0);
+  slice_busy_ms_.resize(n, 0);
+  bool any = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    Worker* w = rt_->worker(i);
+    std::uint64_t d = w->dispatches_.load(std::memory_order_relaxed);
+    bool busy = w->running_task_.load(std::memory_order_relaxed) != nullptr &&
+                !w->sleeping_.load(std::memory_order_relaxed);
+    any = any || busy;
+    if (!busy || d != slice_dispatches_[i]) {
+      slice_dispatches_[i] = d;
+      slice_busy_ms_[i] = 0;
+      if (w->yield_requested_.load(std::memory_order_relaxed) &&
+          w->yield_requested_.exchange(false, std::memory_order_relaxed))
+        g_yield_requests.fetch_sub(1, std::memory_order_relaxed);
+      continue;
+    }
+    slice_busy_ms_[i] += elapsed_ms;
+    if (slice_busy_ms_[i] < opts_.slice_ms || w->yield_requested_.load(std::memory_order_relaxed))
+      continue;
+    w->yield_dispatch_.store(d, std::memory_order_relaxed);
+    g_yield_requests.fetch_add(1, std::memory_order_relaxed);
+    // Release: publishes yield_dispatch_ to the worker's acquire exchange (slice_yield).
+    if (w->yield_requested_.exchange(true, std::memory_order_release))
+      g_yield_requests.fetch_sub(1, std::memory_order_relaxed);
+    rt_->wake_one(w);  // an idle worker may take this worker's runnable fiber-threads
+  }
+  any_busy_ = any;
 }
 
 void Monitor::check_blocked(long elapsed_ms) {
@@ -192,8 +239,8 @@ void Monitor::check_deadlock() {
   for (std::size_t i = 0; all_stuck && i < rt_->worker_count(); ++i) {
     Worker* w = rt_->worker(i);
     // seq_cst: read against idle()'s seq_cst stores (stuck_ is set only while sleeping_ is).
-    all_stuck = w->stuck_.load(std::memory_order_seq_cst) &&
-                w->sleeping_.load(std::memory_order_seq_cst);
+    all_stuck =
+        w->stuck_.load(std::memory_order_seq_cst) && w->sleeping_.load(std::memory_order_seq_cst);
   }
   // No worker may have dispatched anything since the stuck run began: a worker that went to
   // sleep and woke up in between was not deadlocked.

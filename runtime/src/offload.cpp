@@ -4,9 +4,10 @@
 // uv_cancel() (which succeeds if the work has not started) and is reported afterwards.
 #include <uv.h>
 
-#include "tls.hpp"
+#include "context.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/offload.hpp"
+#include "tls.hpp"
 #include "worker.hpp"
 
 namespace green::detail {
@@ -28,6 +29,9 @@ WakeReason offload_raw(void (*fn)(void*), void* arg) noexcept {
     fn(arg);
     return WakeReason::kNotified;
   }
+  // The request belongs to this worker's loop and op.waiter/op.done are written by its thread
+  // (the after-work callback): the fiber stays here until the request is done.
+  PinToWorker pin(wk->running());
   Offload op;
   op.fn = fn;
   op.arg = arg;

@@ -26,6 +26,7 @@ using detail::kMinStackSize;
 
 constexpr std::size_t kDefaultStack = 256 * 1024;
 constexpr long kDefaultBlockedMs = 1000;
+constexpr long kDefaultSliceMs = 10;
 
 const char* env(const char* name) {
   const char* v = std::getenv(name);
@@ -33,8 +34,7 @@ const char* env(const char* name) {
 }
 
 [[noreturn]] void bad(const std::string& var, const std::string& value, const char* accepted) {
-  throw std::invalid_argument("green: invalid " + var + "=\"" + value + "\": expected " +
-                              accepted);
+  throw std::invalid_argument("green: invalid " + var + "=\"" + value + "\": expected " + accepted);
 }
 
 std::size_t round_to_page(std::size_t n) {
@@ -115,6 +115,20 @@ long resolve_blocked_ms() {
   return long(n);
 }
 
+long resolve_slice_ms(long requested) {
+  if (requested > long(detail::kMaxSliceMs)) {
+    throw std::invalid_argument("green: Options::slice_ms=" + std::to_string(requested) +
+                                ": expected 0 (off) to 60000");
+  }
+  if (requested >= 0) return requested;
+  const char* v = env("GREEN_SLICE_MS");
+  if (!v) return kDefaultSliceMs;
+  unsigned long n = 0;
+  if (!detail::parse_uint(v, 0, detail::kMaxSliceMs, &n))
+    bad("GREEN_SLICE_MS", v, "milliseconds from 0 (off) to 60000");
+  return long(n);
+}
+
 }  // namespace
 
 bool parse_size(const std::string& text, std::size_t* out) {
@@ -140,6 +154,7 @@ Options resolve_options(Options o) {
                             "one of exit, warn, off");
   }
   if (o.blocked_ms < 0) o.blocked_ms = resolve_blocked_ms();
+  o.slice_ms = resolve_slice_ms(o.slice_ms);
   return o;
 }
 

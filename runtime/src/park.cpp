@@ -3,7 +3,8 @@
 // On a fiber, park() records the Waiter for cancellation (TaskState::waiter), arms the
 // context's timer (Context::arm_timer) for the effective deadline (the earlier of the call's own
 // and the fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
-// CAS on Waiter::state makes the fiber runnable on its own worker.
+// CAS on Waiter::state makes the fiber runnable on the worker it parked on (Worker::make_ready;
+// a migratable fiber may then be taken by another worker before it runs).
 //
 // Off a fiber (a plain OS thread using green primitives), park() sleeps on a futex on
 // Waiter::state; wake() stores the reason and futex-wakes it. Cancellation and scoped
@@ -110,18 +111,24 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
       ts.interrupt_pending.exchange(false, std::memory_order_seq_cst)) {
     wake(&w, WakeReason::kInterrupted);
   }
-  if (deadline != kNoDeadline) {
+  // Not if a cancel or interrupt above already woke us: a migratable context is then on the
+  // shared ready queue, and a timer armed now could be disarmed on another worker. (Until
+  // unlock() no other thread can wake us: poller, timer and offload wakes come from this one.)
+  if (deadline != kNoDeadline && w.state.load(std::memory_order_relaxed) == 0) {
     if (Clock::now() >= deadline) {
       wake(&w, WakeReason::kTimeout);
     } else {
       c->arm_timer(&w, deadline);
     }
   }
+  // Before unlock(): a waker on another thread takes the lock we release, then reads it.
+  c->wake_direct_.store(c->may_move(), std::memory_order_relaxed);
   unlock();
   // Even if already woken we switch: the waker queued us, and the queue entry must be
   // consumed exactly once (park_current may pick this very context and return at once).
   wk->park_current();
-  // Resumed: whoever won the CAS queued us exactly once; we are running again.
+  // Resumed: whoever won the CAS queued us exactly once; we are running again, perhaps on
+  // another worker (a migratable fiber; its timer was then disarmed before it moved).
   if (deadline != kNoDeadline) c->disarm_timer();
   ts.waiter = nullptr;
   WakeReason r = w.reason();
@@ -139,14 +146,14 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
   Context* c = w->context;  // read before the CAS: afterwards w may be gone
   // acq_rel: release publishes what the waker wrote (the slot, the object's new state) to the
   // woken side's acquire (reason()); acquire orders us after a losing racer's writes.
-  if (!w->state.compare_exchange_strong(expected, std::uint32_t(reason),
-                                        std::memory_order_acq_rel, std::memory_order_relaxed))
+  if (!w->state.compare_exchange_strong(expected, std::uint32_t(reason), std::memory_order_acq_rel,
+                                        std::memory_order_relaxed))
     return false;
   if (c) {
     if (!Worker::current()) {
-      c->worker_->runtime()->foreign_.store(true, std::memory_order_relaxed);
+      c->worker()->runtime()->foreign_.store(true, std::memory_order_relaxed);
     }
-    c->worker_->make_ready(c);
+    c->worker()->make_ready(c);
   } else {
     futex_wake(&w->state);
   }
@@ -156,7 +163,7 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
 bool waiter_is_local(const Waiter* w) noexcept {
   if (w->owner) w = w->owner;
   Worker* self = Worker::current();
-  return self && w->context && w->context->worker_ == self;
+  return self && w->context && w->context->worker() == self;
 }
 
 void throw_if_interrupted(WakeReason r) {

@@ -509,6 +509,9 @@ WaitResult wait_any(const pollfd* fds, unsigned long n,
       if (r < 0 && errno != EINTR) return WaitResult::kClosed;
     }
   }
+  // The wait's entries and waiter lists are this worker's (owner thread only), and the fiber
+  // unlinks itself from them after it wakes: it must resume here.
+  detail::PinToWorker pin(w->running());
   return w->poller().wait(fds, n, deadline, (flags & kAfterEagain) != 0);
 }
 

@@ -2,8 +2,11 @@
 //
 // Ownership: each worker has one Poller, touched only by that worker's thread, except for
 // epoll_fd(), which closers on any thread use (epoll_ctl is thread-safe). A fiber waits on
-// the Poller of the worker it runs on; since started fibers never migrate, that is always
-// the calling thread's.
+// the Poller of the worker it runs on, and stays pinned to that worker for the wait
+// (PinToWorker in io::wait_any: it unlinks its Waiter from the Entry after it wakes), so the
+// Poller is always the calling thread's. A migratable fiber's next wait may be on another
+// worker's Poller: the fd is then registered there too (the worker mask lists both), and the
+// old registration's ready flag costs at most one extra EAGAIN.
 //
 // Readiness (Go's netpoll): each worker owns one epoll instance of its own, watched by its
 // libuv loop through a single uv_poll_t. An fd is added to it once, on its first wait,

@@ -9,9 +9,10 @@
 #include <string>
 #include <system_error>
 
-#include "tls.hpp"
+#include "context.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/net.hpp"
+#include "tls.hpp"
 #include "worker.hpp"
 
 namespace green::net {
@@ -46,15 +47,24 @@ struct Lookup {
 // uv_getaddrinfo reports UV_E* codes; map the common ones back to EAI_*.
 int to_eai(int uv_status) {
   switch (uv_status) {
-    case UV_EAI_NONAME: return EAI_NONAME;
-    case UV_EAI_AGAIN: return EAI_AGAIN;
-    case UV_EAI_FAIL: return EAI_FAIL;
-    case UV_EAI_FAMILY: return EAI_FAMILY;
-    case UV_EAI_MEMORY: return EAI_MEMORY;
-    case UV_EAI_SERVICE: return EAI_SERVICE;
-    case UV_EAI_SOCKTYPE: return EAI_SOCKTYPE;
-    case UV_EAI_NODATA: return EAI_NODATA;
-    default: return EAI_FAIL;
+    case UV_EAI_NONAME:
+      return EAI_NONAME;
+    case UV_EAI_AGAIN:
+      return EAI_AGAIN;
+    case UV_EAI_FAIL:
+      return EAI_FAIL;
+    case UV_EAI_FAMILY:
+      return EAI_FAMILY;
+    case UV_EAI_MEMORY:
+      return EAI_MEMORY;
+    case UV_EAI_SERVICE:
+      return EAI_SERVICE;
+    case UV_EAI_SOCKTYPE:
+      return EAI_SOCKTYPE;
+    case UV_EAI_NODATA:
+      return EAI_NODATA;
+    default:
+      return EAI_FAIL;
   }
 }
 
@@ -81,6 +91,7 @@ std::vector<Address> resolve(const std::string& host, const std::string& service
     freeaddrinfo(res);
     return out;
   }
+  detail::PinToWorker pin(wk->running());  // as offload: the request is this loop's
   Lookup op;
   op.req.data = &op;
   int err;

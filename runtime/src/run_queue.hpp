@@ -4,7 +4,7 @@
 // thieves). The owner publishes a slot with a store-release of tail_; consumers claim
 // slots with a CAS on head_. steal_half() moves half of a victim's tasks in one CAS, so an
 // idle worker takes a useful batch and the victim keeps the rest. Only unstarted tasks are
-// ever here: started fibers never migrate (errno/TLS safety, see docs/design.md).
+// here; started fibers that may migrate are stolen from Worker's shared ready queue.
 #pragma once
 
 #include <atomic>

@@ -178,6 +178,16 @@ Task* Runtime::steal(Worker* thief) noexcept {
   return nullptr;
 }
 
+bool Runtime::steal_ready(Worker* thief) noexcept {
+  std::size_t n = workers_.size();
+  std::size_t start = static_cast<std::size_t>(thief->index()) + 1;
+  for (std::size_t k = 0; k + 1 < n; ++k) {
+    Worker* victim = workers_[(start + k) % n].get();
+    if (victim != thief && victim->steal_ready(thief) != 0) return true;
+  }
+  return false;
+}
+
 void run_main(Task* main, const Options& requested) {
   std::optional<Runtime> rt;
   try {

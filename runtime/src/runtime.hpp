@@ -1,12 +1,15 @@
 // Runtime: the set of workers and everything shared between them.
 //
-// Placement and stealing (the rule the whole design rests on): a new task is queued on the
-// worker that spawned it (or the global queue when spawned from a non-worker thread); idle
-// workers steal unstarted tasks, half a queue at a time; a task that has started stays on
-// its worker until it finishes. Code compiled without knowledge of fibers (the shim's
-// callers) keeps &errno and thread_local addresses across a blocking call; they stay valid
-// because the call resumes on the same OS thread. Load still spreads, because work enters
-// the system as new fibers (connections, requests) and those are placed by stealing.
+// Placement and stealing (docs/design.md): a new task is queued on the worker that spawned it
+// (or the global queue when spawned from a non-worker thread); idle workers steal unstarted
+// tasks, half a queue at a time. A started *library* fiber stays on its worker until it
+// finishes: it runs with the worker's thread pointer, and code compiled without knowledge of
+// fibers keeps &errno and thread_local addresses across a blocking call, valid only on the
+// same OS thread. A started fiber with a thread identity of its own (Task::tp_: the shim's
+// fiber-threads) carries those addresses in its own block, so it may move: idle workers steal
+// runnable ones from a busy worker's shared ready queue (steal_ready, after the unstarted
+// tasks), and other threads wake parked ones onto that queue directly (Worker::make_ready),
+// unless the context is pinned or has a timer armed (context.hpp).
 //
 // Idle workers: a worker with nothing to do steals, spins for kSpin (worker.cpp), then sleeps in
 // uv_run(ONCE). nsleeping_/nspinning_ let a spawner wake one sleeper only when no worker is
@@ -61,6 +64,8 @@ class Runtime {
   void wake_one(Worker* except) noexcept;
   // Moves stolen tasks into `thief`'s run queue; returns one to run now, or nullptr.
   Task* steal(Worker* thief) noexcept;
+  // Moves runnable migratable fibers of a busy worker to `thief` (Worker::steal_ready).
+  bool steal_ready(Worker* thief) noexcept;
 
   const Options& options() const { return opts_; }
   std::size_t worker_count() const { return workers_.size(); }

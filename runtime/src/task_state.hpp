@@ -36,7 +36,7 @@ struct TaskState {
 
   Task* next = nullptr;
   Waiter* waiter = nullptr;
-  std::atomic<void*> home{nullptr};  // the Worker running it, set at start
+  std::atomic<void*> home{nullptr};  // the Worker running it: set at start, and by a thief
   TimePoint deadline = kNoDeadline;  // innermost green::Deadline scope
   std::exception_ptr error;
   WaitList joiners GREEN_GUARDED_BY(join_lock);

@@ -1,6 +1,6 @@
 // Worker implementation (design note in worker.hpp).
-#include "tls.hpp"
 #include "worker.hpp"
+#include "tls.hpp"
 
 #include <execinfo.h>
 #include <pthread.h>
@@ -25,6 +25,23 @@ namespace green::detail {
 __attribute__((tls_model("initial-exec"))) thread_local Worker* Worker::tls_current_ = nullptr;
 
 TpConfig g_tp;
+std::atomic<unsigned> g_yield_requests{0};
+
+void slice_yield() noexcept {
+  Worker* w = Worker::current();
+  ThreadState& st = tls();
+  if (!w || !st.task || st.bypass > 0) return;
+  // Acquire: pairs with the monitor's release exchange (yield_dispatch_ is its snapshot).
+  if (!w->yield_requested_.load(std::memory_order_relaxed) ||
+      !w->yield_requested_.exchange(false, std::memory_order_acquire))
+    return;
+  g_yield_requests.fetch_sub(1, std::memory_order_relaxed);
+  // A request about an earlier run of this worker (the fiber switched since) is stale.
+  if (w->dispatches_.load(std::memory_order_relaxed) !=
+      w->yield_dispatch_.load(std::memory_order_relaxed))
+    return;
+  w->yield_to_loop();
+}
 
 namespace {
 
@@ -56,6 +73,11 @@ bool enable_thread_pointers(int write, long tid_offset, void (*release)(void*)) 
   return true;
 }
 
+int descriptor_tid() noexcept {
+  if (g_tp.write == TpWrite::kOff || g_tp.tid_offset < 0) return int(raw_gettid());
+  return *reinterpret_cast<const int*>(read_tp() + g_tp.tid_offset);
+}
+
 void* own_thread_pointer(void* block) noexcept {
   if (g_tp.write == TpWrite::kOff) return nullptr;
   Worker* w = *reinterpret_cast<Worker**>(static_cast<char*>(block) + g_tp.current_offset);
@@ -83,7 +105,7 @@ void current_fiber_stack(void** lo, std::size_t* size, std::size_t* guard) noexc
 }
 
 __attribute__((noinline)) void Context::enter_tp(Context* to) noexcept {
-  Worker* w = to->worker_;
+  Worker* w = to->worker();
   store_worker_state(to->tp_, w, w->index_, to->task_, w->tid_);
   write_tp(to->tp_);
 }
@@ -114,7 +136,9 @@ Worker::Worker(Runtime* rt, int index, std::size_t stack_size, StackGuard guard)
 
 Worker::~Worker() = default;
 
-bool Worker::stopping() const { return rt_->stopping(); }
+bool Worker::stopping() const {
+  return rt_->stopping();
+}
 
 // --- switching ------------------------------------------------------------------------------
 
@@ -150,15 +174,141 @@ void Worker::make_ready(Context* c) noexcept {
     if (in_uv_run_) uv_stop(&loop_);
     return;
   }
+  if (c->wake_direct_.load(std::memory_order_relaxed)) {
+    // Migratable, unpinned, no timer: straight onto the shared queue, where an idle worker may
+    // take it if this one is busy in a fiber (state_ is left to this worker's thread).
+    push_shared(c);  // its seq_cst increment of shared_n_ is the waker half of the Dekker
+    notify();
+    if (running_task_.load(std::memory_order_relaxed)) rt_->wake_one(this);
+    return;
+  }
   c->enqueue_check();
   Context* head = inbox_.load(std::memory_order_relaxed);
   do {
     c->next_ = head;
     // seq_cst: publishes c (release, pairs with drain_inbox's acquire exchange) and is the
     // waker half of the sleep/wake Dekker with idle() (notify() reads sleeping_ next).
-  } while (!inbox_.compare_exchange_weak(head, c, std::memory_order_seq_cst,
-                                         std::memory_order_relaxed));
+  } while (
+      !inbox_.compare_exchange_weak(head, c, std::memory_order_seq_cst, std::memory_order_relaxed));
   notify();
+}
+
+void Worker::push_shared(Context* c) noexcept {
+  c->enqueue_check();
+  c->next_ = nullptr;
+  SpinGuard lk(shared_mu_);
+  if (shared_tail_) {
+    shared_tail_->next_ = c;
+  } else {
+    shared_head_ = c;
+  }
+  shared_tail_ = c;
+  // seq_cst: the waker half of the sleep/wake Dekker for remote pushers (see shared_n_).
+  shared_n_.fetch_add(1, std::memory_order_seq_cst);
+}
+
+Context* Worker::pop_shared() noexcept {
+  // The owner never waits for suspended_: a context on its shared queue is either one it
+  // queued from another context, or one that parked on this thread (the switch is done).
+  SpinGuard lk(shared_mu_);
+  Context* c = shared_head_;
+  if (!c) return nullptr;
+  shared_head_ = c->next_;
+  if (!shared_head_) shared_tail_ = nullptr;
+  shared_n_.fetch_sub(1, std::memory_order_relaxed);
+  c->dequeue_check();
+  return c;
+}
+
+void Worker::hold(bool on) noexcept {
+  SpinGuard lk(shared_mu_);
+  hold_ = on;
+}
+
+std::uint32_t Worker::steal_ready(Worker* thief) noexcept {
+  // Hints: only a worker busy in a fiber is robbed (one in its scheduler runs them soon).
+  if (shared_n_.load(std::memory_order_relaxed) == 0 ||
+      !running_task_.load(std::memory_order_relaxed))
+    return 0;
+  Context* got = nullptr;
+  std::uint32_t n = 0;
+  {
+    SpinGuard lk(shared_mu_);
+    if (hold_) return 0;
+    std::uint32_t have = shared_n_.load(std::memory_order_relaxed);
+    std::uint32_t take = have - have / 2;
+    Context* tail = nullptr;
+    while (n < take && shared_head_) {
+      Context* c = shared_head_;
+      shared_head_ = c->next_;
+      c->next_ = nullptr;
+      if (tail) {
+        tail->next_ = c;
+      } else {
+        got = c;
+      }
+      tail = c;
+      ++n;
+      // Under the lock: an owner that holds (dumps, cancel delivery) sees the new worker.
+      c->worker_.store(thief, std::memory_order_relaxed);
+      // seq_cst: as run_task's store (the Dekker with Task::cancel / interrupt_task).
+      task_state(c->task_).home.store(thief, std::memory_order_seq_cst);
+    }
+    if (!shared_head_) shared_tail_ = nullptr;
+    shared_n_.fetch_sub(n, std::memory_order_relaxed);
+  }
+  while (got) {
+    Context* next = got->next_;
+    // Acquire: pairs with finish_switch's release; the context's saved state is complete.
+    while (!got->suspended_.load(std::memory_order_acquire)) cpu_relax();
+    got->dequeue_check();
+    thief->push_ready(got);
+    got = next;
+  }
+  return n;
+}
+
+TimerBox* Worker::take_timer() {
+  if (TimerBox* b = free_timers_) {
+    free_timers_ = b->next;
+    return b;
+  }
+  auto* b = new TimerBox;
+  uv_timer_init(&loop_, &b->timer);
+  b->timer.data = b;
+  timers_.push_back(b);
+  return b;
+}
+
+void Worker::post_return(Context* c) noexcept {
+  Context* head = returned_.load(std::memory_order_relaxed);
+  do {
+    c->next_ = head;
+    // acq_rel: as post_interrupt's CAS (publishes c's saved state; orders the has_msgs_ store
+    // below after a drain this CAS reads).
+  } while (!returned_.compare_exchange_weak(head, c, std::memory_order_acq_rel,
+                                            std::memory_order_acquire));
+  has_msgs_.store(true, std::memory_order_seq_cst);  // waker half of the Dekker (worker.hpp)
+  notify();
+}
+
+void Worker::drain_returned() {
+  Context* c = returned_.exchange(nullptr, std::memory_order_acq_rel);  // see post_return
+  while (c) {
+    Context* next = c->next_;
+    c->worker_.store(this, std::memory_order_relaxed);
+    reuse_or_destroy(c);
+    c = next;
+  }
+}
+
+void Worker::reuse_or_destroy(Context* ctx) {
+  if (ctx->stack_.pooled && pool_.size() < kMaxPooledContexts) {
+    ctx->state_ = Context::State::kIdle;
+    pool_.push_back(ctx);
+  } else {
+    ctx->destroy();
+  }
 }
 
 void Worker::notify() noexcept {
@@ -212,6 +362,9 @@ Context* Worker::context_for(Task* t) {
   }
   c->task_ = t;
   c->tp_ = t->tp_ ? t->tp_ : sched_.tp_;
+  // Only a task with a thread identity of its own may migrate: a library fiber shares this
+  // worker's TLS, and compiled code may keep TLS addresses across a park (docs/design.md).
+  c->migratable_ = t->tp_ != nullptr;
   return c;
 }
 
@@ -241,8 +394,10 @@ void Worker::park_current() {
   Context* next = nullptr;
   if (!poll_due()) next = next_runnable();
   switch_to(next ? next : &sched_);
-  // A dump may visit us while we are parked (see backtrace_of); we then return here.
-  while (bt_visit_ == self) serve_backtrace(self);
+  // A dump may visit us while we are parked (see backtrace_of); we then return here. The
+  // worker is read again: a migratable fiber may have been resumed by another one.
+  Worker* now = tls_current_;
+  while (now->bt_visit_ == self) now->serve_backtrace(self);
 }
 
 // --- backtraces of parked fibers (dumps) ----------------------------------------------------
@@ -277,6 +432,12 @@ __attribute__((noinline)) void Worker::serve_backtrace(Context* self) {
   }
   bt_visit_ = nullptr;
   self->jump(&sched_);
+}
+
+void Worker::yield_to_loop() {
+  Context* self = running_;
+  push_ready(self);
+  switch_to(&sched_);
 }
 
 void Worker::yield_current() {
@@ -320,17 +481,19 @@ __attribute__((noinline)) void Worker::yield_slow(Context* self) {
 void Worker::context_done(Context* ctx) {
   ctx->task_ = nullptr;
   tls().task = nullptr;
+  bool home = ctx->home_ == this;  // a migrated context goes back to its home's pool
   Context* next = nullptr;
   if (!stopping() && !poll_due()) {
     next = pop_ready();
     if (!next && drain_inbox()) next = pop_ready();
     if (!next) {
       while (Task* t = pop_task()) {
-        if ((t->stack_size_ == 0 || t->stack_size_ == stacks_.default_size()) &&
+        if (home && (t->stack_size_ == 0 || t->stack_size_ == stacks_.default_size()) &&
             (t->tp_ ? t->tp_ : sched_.tp_) == ctx->tp_) {
           // Same stack size and thread pointer: a switch would change nothing.
           if (ctx->stack_.pooled) {  // run it right here: no switch at all
             ctx->task_ = t;
+            ctx->migratable_ = t->tp_ != nullptr;  // (false: the TPs are the worker's)
             tls().task = t;
             return;
           }
@@ -340,7 +503,10 @@ void Worker::context_done(Context* ctx) {
     }
   }
   if (!next) next = &sched_;
-  if (ctx->stack_.pooled && pool_.size() < kMaxPooledContexts) {
+  if (!home) {
+    ctx->state_ = Context::State::kIdle;
+    ctx->retire_ |= Context::kReturnHome;  // posted by Context::switched_away on `next`
+  } else if (ctx->stack_.pooled && pool_.size() < kMaxPooledContexts) {
     ctx->state_ = Context::State::kIdle;
     pool_.push_back(ctx);
   } else {
@@ -374,8 +540,10 @@ void Worker::post_call(void (*fn)(Worker*, void*), void* arg) {
 
 void Worker::post_cancel(Task* t) {
   if (tls_current_ == this) {  // on the task's own worker: deliver now
-    Waiter* w = task_state(t).waiter;
-    if (w && w->interruptible) wake(w, WakeReason::kCancelled);
+    hold(true);                // no thief takes it meanwhile (see deliver_cancel)
+    t->ref();
+    deliver_cancel(t);
+    hold(false);
     return;
   }
   t->ref();
@@ -401,6 +569,25 @@ void Worker::post_interrupt(Task* t) noexcept {
   notify();
 }
 
+// Cancels and interrupts are delivered by the worker the task runs on, from the scheduler
+// context (or inline by a fiber of it), while this worker holds its shared queue (hold_): a
+// task whose home is this worker cannot be stolen meanwhile, so its waiter is ours to read. A
+// task that migrated has a new home (steal_ready stores it under the lock): forwarded there.
+void Worker::deliver_cancel(Task* t) {
+  TaskState& s = task_state(t);
+  auto* home = static_cast<Worker*>(s.home.load(std::memory_order_seq_cst));
+  if (home && home != this) {
+    home->post_cancel(t);  // takes its own reference
+    t->unref();
+    return;
+  }
+  // The task is parked (we are in the scheduler context, or a fiber of this worker cancels
+  // it), ready, or finished. Skip if park() already consumed the cancel.
+  if (s.waiter && s.waiter->interruptible && s.cancel_pending.load(std::memory_order_relaxed))
+    wake(s.waiter, WakeReason::kCancelled);
+  t->unref();
+}
+
 void Worker::drain_interrupts() {
   Task* t = interrupts_.exchange(nullptr, std::memory_order_acq_rel);  // see post_interrupt
   while (t) {
@@ -409,6 +596,16 @@ void Worker::drain_interrupts() {
     // seq_cst: an interrupt_task() that stores its flag after this either finds the task off
     // the list and pushes it again, or its flag is seen by the load below.
     ts.interrupt_queued.store(false, std::memory_order_seq_cst);
+    auto* home = static_cast<Worker*>(ts.home.load(std::memory_order_seq_cst));
+    if (home && home != this) {  // migrated: its new home delivers it (as interrupt_task)
+      if (!ts.interrupt_queued.exchange(true, std::memory_order_seq_cst)) {
+        t->ref();
+        home->post_interrupt(t);
+      }
+      t->unref();
+      t = next;
+      continue;
+    }
     // The task is parked (we are in the scheduler context), ready, or finished.
     if (ts.waiter && ts.waiter->interruptible &&
         ts.interrupt_pending.load(std::memory_order_seq_cst) &&
@@ -435,17 +632,16 @@ void Worker::drain_messages() {
     calls.swap(calls_);
   }
   // After has_msgs_ was cleared: a push the exchange misses sets it again (see post_interrupt).
-  if (interrupts_.load(std::memory_order_acquire)) drain_interrupts();
+  if (returned_.load(std::memory_order_acquire)) drain_returned();
+  bool interrupts = interrupts_.load(std::memory_order_acquire) != nullptr;
+  if (interrupts || !cancels.empty()) {
+    hold(true);
+    if (interrupts) drain_interrupts();
+    for (Task* t : cancels) deliver_cancel(t);
+    hold(false);
+  }
   for (auto [fn, arg] : calls) fn(this, arg);
   for (auto [fd, gen] : msgs) poller_.fd_closed(fd, gen);
-  for (Task* t : cancels) {
-    // The task is parked (we are in the scheduler context) or finished.
-    // Skip if park() already consumed the cancel (it saw the flag before blocking).
-    TaskState& s = task_state(t);
-    if (s.waiter && s.waiter->interruptible && s.cancel_pending.load(std::memory_order_relaxed))
-      wake(s.waiter, WakeReason::kCancelled);
-    t->unref();
-  }
 }
 
 bool Worker::find_work() {
@@ -453,7 +649,7 @@ bool Worker::find_work() {
     if (Context* c = context_for(t)) push_ready(c);
     return true;
   }
-  return false;
+  return rt_->steal_ready(this);
 }
 
 void Worker::idle() {
@@ -469,7 +665,7 @@ void Worker::idle() {
       for (int i = 0; i < 64; ++i) cpu_relax();
       // Acquire: pairs with the publishers' seq_cst CAS / store (the work is visible).
       found = inbox_.load(std::memory_order_acquire) || has_msgs_.load(std::memory_order_acquire) ||
-              find_work();
+              shared_n_.load(std::memory_order_acquire) != 0 || find_work();
       if (std::chrono::steady_clock::now() >= until) break;
     }
     rt_->nspinning_.fetch_sub(1, std::memory_order_seq_cst);  // before the sleep's Dekker below
@@ -480,7 +676,8 @@ void Worker::idle() {
   sleeping_.store(true, std::memory_order_seq_cst);
   rt_->nsleeping_.fetch_add(1, std::memory_order_seq_cst);
   bool work = inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst) ||
-              !rt_->global_.empty() || !runq_.empty() || ready_head_ || stopping();
+              shared_n_.load(std::memory_order_seq_cst) != 0 || !rt_->global_.empty() ||
+              !runq_.empty() || ready_head_ || stopping();
   if (!work) {
     // Nothing but our own uv_async_t can wake this loop: a candidate for the deadlock report
     // (the monitor thread decides, looking at every worker).
@@ -570,9 +767,17 @@ __attribute__((noinline)) void Worker::run_loop() {
   // acq_rel / acquire: each worker's last loop pass happens before any worker's teardown, and
   // the monitor's last look at the workers before monitor_done_ (release in monitor.cpp).
   rt_->exited_.fetch_add(1, std::memory_order_acq_rel);
-  while (rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count() ||
-         !rt_->monitor_done_.load(std::memory_order_acquire))
+  for (unsigned spins = 1; rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count() ||
+                           !rt_->monitor_done_.load(std::memory_order_acquire);
+       ++spins) {
     os_yield();
+    // A worker asleep in uv_run that missed stop()'s wake-up (the lost wake-up that
+    // Monitor::rescue_sleepers covers while the monitor runs; it has stopped by now) would
+    // keep every worker here: wake the loops again now and then (every ~1000 yields).
+    if (spins % 1024 == 0) {
+      for (std::size_t i = 0; i < rt_->worker_count(); ++i) rt_->worker(i)->wake_loop();
+    }
+  }
   teardown();
   tls_current_ = nullptr;
   tls().worker = -1;
@@ -598,7 +803,13 @@ void Worker::teardown() {
   while (uv_run(&loop_, UV_RUN_DEFAULT) != 0) {
   }
   uv_loop_close(&loop_);
+  for (TimerBox* b : timers_) delete b;  // closed by the walk above
+  timers_.clear();
+  free_timers_ = nullptr;
   ready_head_ = ready_tail_ = nullptr;
+  SpinGuard lk(shared_mu_);
+  shared_head_ = shared_tail_ = nullptr;
+  shared_n_.store(0, std::memory_order_relaxed);
 }
 
 }  // namespace green::detail

@@ -13,11 +13,25 @@
 //      then block in uv_run(UV_RUN_ONCE) until a timer, an fd or uv_async_send wakes it.
 //
 // Queues:
-//   ready_   started fibers that are runnable; owner thread only, FIFO, no atomics.
-//   inbox_   started fibers made runnable by other threads: a lock-free LIFO push by any
-//            thread, taken whole (and reversed) by the owner. Publishing is a release CAS,
-//            taking an acquire exchange.
-//   runq_    unstarted tasks (RunQueue): the only thing other workers may steal.
+//   ready_   runnable started fibers that stay on this worker (library fibers, pinned
+//            contexts); owner thread only, FIFO, no atomics.
+//   shared_  runnable migratable fibers (Context::migratable_: a thread identity of their
+//            own): FIFO under shared_mu_ (a leaf SpinLock). The owner pushes and pops; other
+//            workers steal half of it when this worker is busy in a fiber (steal_ready), and
+//            a thread that wakes a parked migratable fiber without an armed timer pushes it
+//            here directly (so a worker stuck in one fiber does not hold it). pop_ready
+//            alternates between ready_ and shared_ when both have fibers.
+//   inbox_   started fibers made runnable by other threads (those that may not go to shared_
+//            directly): a lock-free LIFO push by any thread, taken whole (and reversed) by
+//            the owner. Publishing is a release CAS, taking an acquire exchange.
+//   runq_    unstarted tasks (RunQueue): stolen half a queue at a time.
+//   returned_ contexts of this home that finished their task on another worker (lock-free
+//            LIFO, drained with the messages): pooled or destroyed here, where their stack is.
+// A context taken from shared_ by another thread may still be switching away on the thread
+// that queued it (a fiber queues itself before it switches, and a waker may queue a fiber
+// that has not finished parking): the taker waits for Context::suspended_ before running it.
+// hold_ (under shared_mu_) keeps thieves away while the owner inspects its parked fibers
+// from the scheduler context (dumps, cancel and interrupt delivery).
 //
 // Sleep/wake protocol (Dekker style; both sides use seq_cst):
 //   sleeper: sleeping_ = true; fence; re-check inbox_/queues; uv_run(ONCE); sleeping_ = false
@@ -68,12 +82,17 @@ class Worker {
   void park_current();
   // Requeues the running fiber behind the other ready ones and runs them.
   void yield_current();
+  // Requeues the running fiber and goes through the scheduler context (timers, fds, other
+  // workers' messages) before it runs again: the slice-expiry yield.
+  void yield_to_loop();
   // Called by a Context whose task finished. Returns with ctx->task_ set to its next task.
   void context_done(Context* ctx);
 
   // --- any thread -------------------------------------------------------------------------
   // Makes a parked fiber of this worker runnable.
   void make_ready(Context* c) noexcept;
+  // A context of this home finished its task elsewhere (lock-free; any thread).
+  void post_return(Context* c) noexcept;
   // Queues an unstarted task here (owner thread) or on the global queue.
   void push_task(Task* t);
   // Wakes this worker if it is blocked in uv_run.
@@ -111,23 +130,43 @@ class Worker {
   Runtime* runtime() const { return rt_; }
   RunQueue& runq() { return runq_; }
   bool stopping() const;
+  // Timers lent to contexts for one timed wait (owner thread; Context::arm_timer).
+  TimerBox* take_timer();
+  void give_timer(TimerBox* b) noexcept {
+    b->next = free_timers_;
+    free_timers_ = b;
+  }
+  // Thief side: moves up to half of this worker's shared_ queue to `thief` (its thread), if
+  // this worker is busy in a fiber and not holding. Returns the number taken.
+  std::uint32_t steal_ready(Worker* thief) noexcept;
+  // Slice expiry (the monitor asks a worker that has run one fiber too long to yield at its
+  // next interposed call; hooks.hpp maybe_slice_yield): set by the monitor with the
+  // dispatch count it saw, cleared by whoever exchanges it back first.
+  // Release by the monitor's exchange, acquire by the worker's: yield_dispatch_ (relaxed,
+  // stored before the flag) is the dispatch count the monitor saw.
+  std::atomic<bool> yield_requested_{false};
+  std::atomic<std::uint64_t> yield_dispatch_{0};
 
   // The sleep/wake Dekker flag (see the note at the top): seq_cst store by the sleeper,
   // seq_cst load + exchange by notify().
   std::atomic<bool> sleeping_{false};
 
   // Diagnostics, written by the owner, read by the monitor thread (relaxed: they are hints).
-  std::atomic<std::uint64_t> dispatches_{0};  // context switches so far
-  std::atomic<Task*> running_task_{nullptr};  // task on the CPU; nullptr: scheduler context
-                                              // (the monitor compares it, never follows it)
+  std::atomic<std::uint64_t> dispatches_{0};    // context switches so far
+  std::atomic<Task*> running_task_{nullptr};    // task on the CPU; nullptr: scheduler context
+                                                // (the monitor compares it, never follows it)
   std::atomic<Context*> running_ctx_{nullptr};  // its context (contexts outlive the monitor)
-  std::atomic<bool> stuck_{false};  // asleep with no timer, fd wait or request pending
-  Context* all_contexts_ = nullptr;  // every context of this worker (owner thread only)
+  std::atomic<bool> stuck_{false};              // asleep with no timer, fd wait or request pending
+  // Every context whose home is this worker (dumps, gdb). Changed by the owner thread under
+  // all_mu_ (create/destroy); read under it by any worker's dump.
+  SpinLock all_mu_;
+  Context* all_contexts_ GREEN_GUARDED_BY(all_mu_) = nullptr;
 
   // Any thread: true if a woken fiber or a message waits for this worker.
   // seq_cst: the re-check half of the sleep/wake Dekker, as in idle().
   bool has_pending_work() const noexcept {
-    return inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst);
+    return inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst) ||
+           shared_n_.load(std::memory_order_seq_cst) != 0;
   }
   // Any thread: wakes the loop unconditionally.
   void wake_loop() noexcept {
@@ -145,7 +184,7 @@ class Worker {
   void post_call(void (*fn)(Worker*, void*), void* arg);
 
  private:
-  static constexpr std::uint32_t kPollInterval = 61;  // dispatches between I/O polls (Go's 61)
+  static constexpr std::uint32_t kPollInterval = 61;     // dispatches between I/O polls (Go's 61)
   static constexpr std::int64_t kPollPeriodNs = 20'000;  // ... and at least this long
   static constexpr std::size_t kMaxPooledContexts = 1024;
   static constexpr int kStartBatch = 32;  // new tasks started per scheduler pass (run())
@@ -154,6 +193,12 @@ class Worker {
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
   Task* pop_task();
   void push_ready(Context* c) {
+    if (__builtin_expect(c->migratable_, 0) && c->pin_ == 0) {
+      if (c->timed_waiter_) c->disarm_timer();  // woken: its timer is of no use any more
+      c->state_ = Context::State::kReady;
+      push_shared(c);
+      return;
+    }
     c->enqueue_check();
     c->state_ = Context::State::kReady;
     c->next_ = nullptr;
@@ -165,6 +210,11 @@ class Worker {
     ready_tail_ = c;
   }
   Context* pop_ready() {
+    // shared_n_ is a hint (relaxed); pushes from other threads are also announced by notify.
+    if (__builtin_expect(shared_n_.load(std::memory_order_relaxed) != 0, 0) &&
+        (!ready_head_ || (flip_ = !flip_))) {
+      if (Context* c = pop_shared()) return c;
+    }
     Context* c = ready_head_;
     if (c) {
       c->dequeue_check();
@@ -173,12 +223,19 @@ class Worker {
     }
     return c;
   }
+  // Any thread (under shared_mu_); the caller has set the context's state if it may.
+  void push_shared(Context* c) noexcept;
+  Context* pop_shared() noexcept;
+  void hold(bool on) noexcept;
   bool drain_inbox();
+  void drain_returned();
+  void reuse_or_destroy(Context* ctx);
   void yield_slow(Context* self);
   void serve_backtrace(Context* self);
   void drain_messages();
   void drain_interrupts();
-  bool find_work();  // steal from the global queue / other workers
+  void deliver_cancel(Task* t);  // consumes a reference
+  bool find_work();              // steal from the global queue / other workers
   void idle();
   void poll(uv_run_mode mode) {
     in_uv_run_ = true;
@@ -205,6 +262,17 @@ class Worker {
   Context* ready_head_ = nullptr;
   Context* ready_tail_ = nullptr;
   std::atomic<Context*> inbox_{nullptr};
+  SpinLock shared_mu_;  // a leaf lock
+  Context* shared_head_ GREEN_GUARDED_BY(shared_mu_) = nullptr;
+  Context* shared_tail_ GREEN_GUARDED_BY(shared_mu_) = nullptr;
+  bool hold_ GREEN_GUARDED_BY(shared_mu_) = false;
+  // Length of shared_, changed under shared_mu_. seq_cst increments by remote pushers are the
+  // waker half of the sleep/wake Dekker (idle() re-checks it, seq_cst); other reads are hints.
+  std::atomic<std::uint32_t> shared_n_{0};
+  bool flip_ = false;                        // pop_ready's alternation
+  std::atomic<Context*> returned_{nullptr};  // Treiber stack via Context::next_
+  TimerBox* free_timers_ = nullptr;
+  std::vector<TimerBox*> timers_;  // every box of this loop (freed at teardown)
   RunQueue runq_;
   std::vector<Context*> pool_;
   StackPool stacks_;
@@ -231,7 +299,8 @@ class Worker {
   // msg_mu_ guards closed_fds_, cancels_, calls_, accepting_ (a SpinLock: no libc locks
   // under the shim). A leaf lock: nothing else is taken while it is held.
   SpinLock msg_mu_;
-  std::vector<std::pair<int, std::uint32_t>> closed_fds_ GREEN_GUARDED_BY(msg_mu_);  // (fd, generation)
+  std::vector<std::pair<int, std::uint32_t>> closed_fds_
+      GREEN_GUARDED_BY(msg_mu_);  // (fd, generation)
   // false after teardown's last drain: post_fd_closed refuses
   bool accepting_ GREEN_GUARDED_BY(msg_mu_) = true;
   std::vector<Task*> cancels_ GREEN_GUARDED_BY(msg_mu_);  // each holds a reference

@@ -11,6 +11,7 @@
 //                                    (e.g. SIGQUIT, QUIT, 3): dump all fibers to stderr
 //   deadlock     GREEN_DEADLOCK      exit | warn | off                    exit
 //   blocked_ms   GREEN_BLOCKED_MS    0 (off) .. 3600000                   1000
+//   slice_ms     GREEN_SLICE_MS      0 (off) .. 60000                     10
 //
 // deadlock: when every fiber is parked and no timer, fd wait or offload is pending, print
 // the report and a fiber dump and exit with status 2 (`exit`), only print (`warn`), or do
@@ -18,6 +19,9 @@
 // runtime cannot know whether it will wake a fiber later, so `exit` degrades to `warn`.
 // blocked_ms: report a worker that has run one fiber for longer than this without
 // switching (a CPU-bound loop or a blocking call green does not intercept).
+// slice_ms: a fiber that has run this long without switching is asked to yield at its next
+// interposed call (the shim's hooks; Go's forcePreemptNS is 10 ms), and idle workers are
+// woken to take the runnable fiber-threads queued behind it.
 //
 // stack_guard: `always` puts a PROT_NONE guard page under every stack and fails spawn with
 // green::StackError when the kernel refuses (vm.max_map_count, ~32k guarded stacks at the
@@ -43,6 +47,7 @@ struct Options {
   int dump_signal = -1;  // -1: from the environment; 0: off
   DeadlockPolicy deadlock = DeadlockPolicy::kDefault;
   long blocked_ms = -1;  // -1: from the environment; 0: off
+  long slice_ms = -1;    // -1: from the environment; 0: off
 };
 
 // Fills every defaulted field from the environment and the defaults. Throws

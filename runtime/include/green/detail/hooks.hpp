@@ -10,6 +10,7 @@
 // the Dekker pairs) are collected in docs/hacking.md.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 
 #include "green/export.hpp"
@@ -40,6 +41,10 @@ GREEN_API void set_scheduler0_tp(void* tp, void (*entered)()) noexcept;
 // for the thread whose current TLS block is `block`: that worker's own one while it runs a
 // fiber with an identity; nullptr if `block` belongs to no worker. Async-signal-safe.
 GREEN_API void* own_thread_pointer(void* block) noexcept;
+// glibc's `tid` of the calling thread's descriptor (what glibc records as a lock's owner): the
+// kernel tid of the worker running a fiber-thread *now* -- it changes when the fiber-thread
+// migrates, so the shim rewrites the owner of a lock the fiber holds before glibc compares it.
+GREEN_API int descriptor_tid() noexcept;
 // The running fiber's stack: lowest usable address, usable size, size of the guard area just
 // below it (0: unguarded); all zero off a fiber.
 GREEN_API void current_fiber_stack(void** lo, std::size_t* size, std::size_t* guard) noexcept;
@@ -63,6 +68,15 @@ GREEN_API int place_internal_fd(int fd) noexcept;
 // system calls, no lock), so that it does not take the lowest free number meanwhile; with a
 // soft limit below 1024, where place_internal_fd puts it.
 GREEN_API int place_transient_fd(int fd) noexcept;
+// Slice expiry (runtime/src/monitor.cpp): the number of workers the monitor has asked to
+// yield their running fiber. The shim's hooks call maybe_slice_yield() on a fiber: one
+// relaxed load when nobody was asked; slice_yield() yields the calling fiber (through its
+// worker's loop) if its worker was asked and is still running the fiber it was asked about.
+GREEN_API extern std::atomic<unsigned> g_yield_requests;
+GREEN_API void slice_yield() noexcept;
+inline void maybe_slice_yield() noexcept {
+  if (__builtin_expect(g_yield_requests.load(std::memory_order_relaxed) != 0, 0)) slice_yield();
+}
 
 inline bool hooks_active() noexcept {
   ThreadState& s = thread_state();

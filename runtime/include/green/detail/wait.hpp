@@ -11,9 +11,10 @@
 // re-acquires that lock before it returns. Cancellation, which comes from outside any list,
 // is delivered by the task's own worker (see task.cpp), so it never races the Waiter's end.
 //
-// Threads: park() may be called on any fiber or any OS thread. A parked fiber is resumed on
-// the worker it ran on (fibers never migrate once started), so the resumed code sees the same
-// errno and thread_local addresses it had before.
+// Threads: park() may be called on any fiber or any OS thread. A parked library fiber is
+// resumed on the worker it ran on, so the resumed code sees the same errno and thread_local
+// addresses it had before; a fiber with its own thread identity (the shim's fiber-threads) may
+// be resumed on another worker, and carries those addresses with it (docs/design.md).
 #pragma once
 
 #include <atomic>
