@@ -13,6 +13,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "green/debug.hpp"
 #include "green/fiber.hpp"
@@ -133,12 +134,20 @@ void Worker::dump(std::string& out, const Task* requester) {
   bool skipped_traces = false;
   // The fibers running here: contexts of every home whose worker is this one (a fiber-thread
   // may have migrated here). hold(): no thief takes one of ours while we look at it.
+  // The lists are walked under their lock, the fibers visited without it (a backtrace visit
+  // is a switch). The contexts found stay valid: one on this worker is destroyed only by
+  // this thread, or by its home after this worker sent it back, which it cannot do meanwhile.
   hold(true);
+  std::vector<Context*> here;
   for (std::size_t wi = 0; wi < rt_->worker_count(); ++wi) {
     Worker* home = rt_->worker(wi);
     SpinGuard all_lk(home->all_mu_);
     for (Context* c = home->all_contexts_; c; c = c->all_next_) {
-      if (c->worker() != this) continue;  // runs elsewhere: that worker lists it
+      if (c->worker() == this) here.push_back(c);  // others: their worker lists them
+    }
+  }
+  {
+    for (Context* c : here) {
       Task* t = c->task_;
       if (!t) continue;  // pooled
       o << "  ";
