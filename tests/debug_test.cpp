@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "green/debug.hpp"
+#include "green/detail/wait.hpp"
 #include "green/green.hpp"
 #include "support/green_test.hpp"
 
@@ -222,6 +223,28 @@ TEST_F(DebugDeathTest, OtherSegfaultsAreNotReportedAsOverflow) {
             o);
       },
       Lacks("overflowed"));
+}
+
+// A park() inside the same fiber's park() (what a hook reached from runtime code on the
+// fiber's stack did: the futex-hook deadlock) aborts with a message instead of losing the outer
+// wait. The unlock callback runs inside park(), after the waiter is recorded.
+TEST_F(DebugDeathTest, ParkInsideParkAborts) {
+  EXPECT_DEATH(
+      {
+        green::Options o;
+        o.workers = 1;
+        green::run(
+            [] {
+              green::detail::Waiter w;
+              green::detail::Unlocker nested{
+                  [](void*) { green::this_fiber::sleep_for(std::chrono::milliseconds(1)); },
+                  nullptr};
+              green::detail::park(w, green::detail::kNoDeadline, nested);
+              return 0;
+            },
+            o);
+      },
+      ContainsRegex("green: internal error: task 0x[0-9a-f]+ parked inside its own park\\(\\)"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -9,6 +9,10 @@
 // Off a fiber (a plain OS thread using green primitives), park() sleeps on a futex on
 // Waiter::state; wake() stores the reason and futex-wakes it. Cancellation and scoped
 // deadlines do not apply to plain threads.
+//
+// A fiber parks once at a time: TaskState::waiter is set from the start of park() until it
+// resumes, and a park() that finds it set (runtime code on the fiber's stack reached a hook
+// that parks, inside this very park) aborts with a message instead of losing the outer wait.
 #include <linux/futex.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -20,6 +24,7 @@
 
 #include "context.hpp"
 #include "green/detail/hooks.hpp"
+#include "green/detail/raw_syscall.hpp"
 #include "green/errors.hpp"
 #include "green/fiber.hpp"
 #include "runtime.hpp"
@@ -32,14 +37,15 @@ namespace green::detail {
 
 namespace {
 
+// The futex system call itself (raw_syscall.hpp), never libc's syscall(): the shim interposes
+// that and turns a fiber's futex waits into parks, which must never happen to the runtime's
+// own OS-thread waits.
 void futex_wait(std::atomic<std::uint32_t>* addr, std::uint32_t expected, const timespec* rel) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAIT_PRIVATE, expected, rel,
-          nullptr, 0);
+  raw_syscall_ret(SYS_futex, sc_arg(addr), FUTEX_WAIT_PRIVATE, expected, sc_arg(rel));
 }
 
 void futex_wake(std::atomic<std::uint32_t>* addr) {
-  syscall(SYS_futex, reinterpret_cast<std::uint32_t*>(addr), FUTEX_WAKE_PRIVATE, 1, nullptr,
-          nullptr, 0);
+  raw_syscall_ret(SYS_futex, sc_arg(addr), FUTEX_WAKE_PRIVATE, 1);
 }
 
 WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
@@ -68,6 +74,18 @@ WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
   }
 }
 
+// A park() from inside this fiber's own park() (between recording its waiter and switching
+// away): runtime code on the fiber's stack called an interposed function without a
+// ShimBypass, and the shim parked it. The outer wait's state and wake-up would be lost (a
+// silent deadlock), so stop here, loudly.
+[[noreturn]] __attribute__((noinline, cold)) void nested_park(Task* t) noexcept {
+  std::fprintf(stderr,
+               "green: internal error: task %p parked inside its own park() (a blocking call "
+               "reached from runtime code that holds no ShimBypass)\n",
+               static_cast<void*>(t));
+  std::abort();
+}
+
 }  // namespace
 
 void SpinLock::lock_slow() noexcept {
@@ -88,11 +106,12 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   Task* t = tls().task;
   if (!wk || !t) return park_thread(w, deadline, unlock);
 
+  TaskState& ts = task_state(t);
+  if (ts.waiter) nested_park(t);
   Context* c = wk->running();
   c->state_ = Context::State::kParked;  // before any wake can push us on a queue
   w.context = c;
   bool scoped = false;
-  TaskState& ts = task_state(t);
   if (interruptible && ts.deadline < deadline) {
     deadline = ts.deadline;
     scoped = true;

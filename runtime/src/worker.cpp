@@ -347,6 +347,12 @@ Context* Worker::context_for(Task* t) {
     c = pool_.back();
     pool_.pop_back();
   } else {
+    // Runtime code on a fiber's stack (park_current and yield_slow call us with the parking
+    // fiber's thread state, hooks active): the libc and libstdc++ calls below (mmap, malloc, a
+    // StackError's unwinder with its pthread_once) must pass straight through the shim. A
+    // hook that parked here would park the fiber a second time inside its own park(): its
+    // outer wait's state and wake-up are lost (the prodcons deadlock of the futex hook).
+    ShimBypass bypass;
     try {
       c = Context::create(this, default_size ? 0 : want);
     } catch (...) {
