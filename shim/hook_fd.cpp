@@ -19,6 +19,7 @@
 
 #include <cstdarg>
 
+#include "block.hpp"
 #include "common.hpp"
 #include "fd_table.hpp"
 #include "green/io.hpp"
@@ -88,6 +89,9 @@ int fcntl_impl(int (*fn)(int, int, ...), int fd, int cmd, void* arg) {
       }
       return r;
     }
+    case F_SETLKW:
+    case F_OFD_SETLKW:
+      return block_fcntl_lock(fn, fd, cmd, arg);  // hook_block.cpp
     case F_DUPFD:
     case F_DUPFD_CLOEXEC: {
       int r = fn(fd, cmd, static_cast<int>(reinterpret_cast<intptr_t>(arg)));

@@ -54,6 +54,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "block.hpp"
 #include "common.hpp"
 #include "green/fiber.hpp"
 #include "green/offload.hpp"
@@ -569,9 +570,10 @@ GREEN_HOOK(tgkill) {
   return int(raw_syscall(SYS_tgkill, tgid, tid, sig, 0, 0, 0));
 }
 
-// syscall(2): SYS_gettid, SYS_tgkill and SYS_tkill get the treatment above; everything else
-// is the raw system call, exactly as glibc's syscall() does it.
+// syscall(2): SYS_gettid, SYS_tgkill and SYS_tkill get the treatment above, SYS_futex that of
+// hook_block.cpp; everything else is the raw system call, exactly as glibc's syscall() does it.
 GREEN_HOOK(syscall) {
+  if (n == SYS_futex) return block_futex(a1, a2, a3, a4, a5, a6);
   if (n == SYS_gettid) return green_hook_gettid();
   if (n == SYS_tgkill) return green_hook_tgkill(pid_t(a1), pid_t(a2), int(a3));
   if (n == SYS_tkill) return green_hook_tgkill(getpid(), pid_t(a1), int(a2));

@@ -2,6 +2,8 @@
 #include "sync_table.hpp"
 #include "signals.hpp"
 
+#include <pthread.h>
+
 #include <atomic>
 
 namespace green::shim::sync {
@@ -32,10 +34,22 @@ Bucket& bucket(const void* addr) {
 
 thread_local int t_poll_ms = 1;
 
-}  // namespace
+// A fork child has only the forking thread: the parent's waiters (on stacks of fibers that do
+// not exist there) must not be woken by the child's unlocks and futex wakes. Bucket locks other
+// threads held at the fork are released too.
+void forget_waiters_in_child() {
+  for (Bucket& b : g_buckets) {
+    b.lock.unlock();
+    b.waiters.store(0, std::memory_order_relaxed);
+    b.list = WaitList{};
+  }
+}
+__attribute__((constructor)) void register_fork_handler() {
+  pthread_atfork(nullptr, nullptr, forget_waiters_in_child);
+}
 
-WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*), void* arg,
-                   void (*published)(void*), void* parg) noexcept {
+WaitResult wait_impl(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*),
+                     void* arg, void (*published)(void*), void* parg, unsigned bitset) noexcept {
   ErrnoGuard g;  // other fibers of this worker run while we are parked
   struct Restore {
     ErrnoGuard& g;
@@ -45,6 +59,7 @@ WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry
   poll = poll || b.foreign.load(std::memory_order_relaxed);
   Waiter w;
   w.slot = const_cast<void*>(addr);
+  w.events = bitset;
   b.lock.lock();
   b.list.push_back(&w);
   b.waiters.fetch_add(1, std::memory_order_seq_cst);  // pairs with the wakers' seq_cst load
@@ -84,7 +99,7 @@ WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry
     case WakeReason::kTimeout:
       if (deadline != kNoDeadline && Clock::now() >= deadline) return WaitResult::kTimedOut;
       if (t_poll_ms < 16) t_poll_ms *= 2;
-      return WaitResult::kWoken;
+      return WaitResult::kPolled;
     case WakeReason::kInterrupted:
       // A signal: its handlers run here, off the wait list. kWoken makes the caller look
       // again and wait on (SA_RESTART, or nothing delivered); kInterrupted lets calls that
@@ -94,6 +109,40 @@ WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry
     default:
       return WaitResult::kInterrupted;
   }
+}
+
+}  // namespace
+
+WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*), void* arg,
+                   void (*published)(void*), void* parg) noexcept {
+  return wait_impl(addr, deadline, poll, retry, arg, published, parg, 0);
+}
+
+WaitResult wait_futex(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*),
+                      void* arg, unsigned bitset) noexcept {
+  return wait_impl(addr, deadline, poll, retry, arg, nullptr, nullptr, bitset);
+}
+
+int wake_futex(const void* addr, int n, unsigned bitset) noexcept {
+  Bucket& b = bucket(addr);
+  // The caller changed the futex word (any memory order) before calling us; the waiter
+  // increments `waiters` and then re-reads the word. This fence orders our load after that
+  // store (a store-load pair, which only a full fence orders), so one of us sees the other.
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (n <= 0 || b.waiters.load(std::memory_order_seq_cst) == 0) return 0;
+  int woken = 0;
+  b.lock.lock();
+  for (Waiter* w = b.list.front(); w && woken < n;) {
+    Waiter* next = w->next;
+    if (w->slot == addr && (w->events == 0 || (w->events & bitset) != 0)) {
+      b.list.remove(w);
+      b.waiters.fetch_sub(1, std::memory_order_relaxed);
+      if (detail::wake(w, WakeReason::kNotified)) ++woken;  // a timed-out one does not count
+    }
+    w = next;
+  }
+  b.lock.unlock();
+  return woken;
 }
 
 void wake_one(const void* addr) noexcept {

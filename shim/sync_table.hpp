@@ -17,6 +17,13 @@
 // process posts a process-shared semaphore). Such objects are marked `foreign` (per bucket, a
 // false positive only costs polling) and their fiber waiters also wake periodically (1 ms
 // doubling to 16 ms) to re-check.
+//
+// Futexes (hook_block.cpp): syscall(SYS_futex) waits of fibers queue here too, keyed by the
+// futex word's address, with their FUTEX_WAIT_BITSET mask in Waiter::events (the pthread
+// hooks' waiters have 0 there and match any wake). wake_futex wakes at most n matching
+// waiters and says how many.
+//
+// fork: the child forgets every waiter (they belong to the parent's fibers).
 #pragma once
 
 #include <cstdint>
@@ -25,7 +32,8 @@
 
 namespace green::shim::sync {
 
-enum class WaitResult { kReady, kWoken, kTimedOut, kInterrupted };
+// kPolled: the re-check interval of a polling wait passed (nobody woke us).
+enum class WaitResult { kReady, kWoken, kPolled, kTimedOut, kInterrupted };
 
 // Parks the calling fiber on `addr` until a wake, `deadline`, or (if `poll` is set) a short
 // re-check interval. `retry` is called under the bucket lock after queueing; returning true
@@ -35,8 +43,14 @@ enum class WaitResult { kReady, kWoken, kTimedOut, kInterrupted };
 WaitResult wait_on(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*),
                    void* arg, void (*published)(void*) = nullptr, void* parg = nullptr) noexcept;
 
+// wait_on for a futex waiter with FUTEX_WAIT_BITSET mask `bitset` (non-zero).
+WaitResult wait_futex(const void* addr, TimePoint deadline, bool poll, bool (*retry)(void*),
+                      void* arg, unsigned bitset) noexcept;
+
 void wake_one(const void* addr) noexcept;
 void wake_all(const void* addr) noexcept;
+// Wakes up to n waiters on addr whose bitset shares a bit with `bitset`; returns how many.
+int wake_futex(const void* addr, int n, unsigned bitset) noexcept;
 
 void mark_foreign(const void* addr) noexcept;
 bool is_foreign(const void* addr) noexcept;
