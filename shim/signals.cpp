@@ -325,6 +325,15 @@ void post(ShimThread* t, int s) {
       (h == reinterpret_cast<std::uintptr_t>(SIG_IGN) ||
        (h == reinterpret_cast<std::uintptr_t>(SIG_DFL) && (kDefaultIgnore & b))))
     return;
+  // A SIG_DFL signal whose default terminates the process acts now, on whichever thread got
+  // here: the process ends however its threads are placed, and the target may not run for a
+  // while (its worker busy with another fiber: CPython's regrtest survived SIGTERM).
+  if (h == reinterpret_cast<std::uintptr_t>(SIG_DFL) &&
+      !(st.mask.load(std::memory_order_seq_cst) & b) &&
+      !(st.waitset.load(std::memory_order_seq_cst) & b)) {
+    default_action(s);
+    return;
+  }
   // seq_cst: pairs with the target's seq_cst mask/waitset stores followed by pending loads.
   st.pending.fetch_or(b, std::memory_order_seq_cst);
   bool unblocked = !(st.mask.load(std::memory_order_seq_cst) & b);

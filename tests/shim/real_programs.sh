@@ -227,6 +227,7 @@ if [[ -x $py ]] && $py -c 'import test.support, test.test_thread' 2>/dev/null; t
   py_suite threads test_thread test_threading_local
   py_suite fds test_fcntl test_epoll test_os
   py_suite subprocess-fds test_subprocess -m 'test_pass_fds*' -m 'test_close_fds*'
+  py_suite socketserver -u network test_socketserver  # binds 127.0.0.1 and Unix sockets
 else
   echo "skip: $py with CPython's test suite (libpython3.11-testsuite) not installed"
 fi
