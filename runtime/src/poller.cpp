@@ -521,8 +521,13 @@ WaitResult wait(int fd, unsigned events, std::chrono::steady_clock::time_point d
   // The direct path (every echo read and write that waits): a fiber, an fd with a table
   // entry, a direction to wait for. Anything else is wait_any's to decide.
   Worker* w = Worker::current();
-  if (w && ev != 0 && fd >= 0 && fd < w->poller().table_size() && detail::tls().task)
+  if (w && ev != 0 && fd >= 0 && fd < w->poller().table_size() && detail::tls().task) {
+    // Pinned as in wait_any: the waiter is linked on this worker's entry (the merge of the
+    // direct path with migration missed this: a fiber-thread woken from an fd wait moved, and
+    // the entry kept a dangling waiter; shim_thread_exceptions crashed at exit).
+    detail::PinToWorker pin(w->running());
     return w->poller().wait_fd(fd, ev, deadline, (events & kAfterEagain) != 0);
+  }
   pollfd p{fd, ev, 0};
   return wait_any(&p, 1, deadline, events & kAfterEagain);
 }
