@@ -427,27 +427,7 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
       e->writers.push_back(node);
     }
   }
-  io::WaitResult result;
-  switch (park(w, deadline, {})) {
-    case WakeReason::kNotified:
-      result = io::WaitResult::kReady;
-      break;
-    case WakeReason::kTimeout:
-      result = io::WaitResult::kTimeout;
-      break;
-    case WakeReason::kDeadline:
-      result = io::WaitResult::kDeadline;
-      break;
-    case WakeReason::kCancelled:
-      result = io::WaitResult::kCancelled;
-      break;
-    case WakeReason::kInterrupted:
-      result = io::WaitResult::kInterrupted;
-      break;
-    default:
-      result = io::WaitResult::kClosed;
-      break;
-  }
+  io::WaitResult result = result_of(park(w, deadline, {}));
   // Nodes still linked are on lists of entries that did not fire (an entry that was dropped
   // unlinked its nodes first). Everything here lives on this worker's thread.
   for (std::size_t k = 0; k < used; ++k) {
