@@ -4,8 +4,12 @@
 #   bench/echo_compare.sh [--build-dir DIR] [--conns "100 1000 10000"] [--duration S]
 #                         [--size BYTES] [--server-cpu N] [--load-cpu N] [--workers W]
 #                         [--runs N] [--servers "libuv greenrun ..."] [--extra NAME=CMD]...
-#                         [--server-quota PCT] [--base NAME]
+#                         [--server-quota PCT] [--quota-fallback] [--base NAME]
+#                         [--warmup S] [--csv FILE]
 # --base NAME: the row the ratio columns divide by (default libuv).
+# --warmup S: loadgen's warm-up before the measured window (default 1; may be fractional).
+# --csv FILE: also write the medians, one row per (server, conns), machine-readable
+# (bench/run_all.sh builds its markdown tables and chart from it).
 # --extra adds a server row (e.g. an older build: --extra 'old=env LD_PRELOAD=/x/lib.so
 # /x/echo_threads'); CMD gets "--port 0" appended and must print "listening on PORT".
 #
@@ -29,7 +33,8 @@
 # PCT*100 us per 10 ms period), so that on a 2-core machine the one-thread load generator has
 # more CPU than the server and the server is the bottleneck (cpu% close to PCT: saturated);
 # every server gets the same cap. Throttling stalls are at most 10 ms - PCT% of it, and
-# count in p99 alike for all servers. Needs root and a writable cgroup fs; else it is an error.
+# count in p99 alike for all servers. Needs root and a writable cgroup fs; else it is an error,
+# or with --quota-fallback a note (the servers then run uncapped; the CSV's quota column says so).
 #
 # Bounded: every run is --duration seconds (default 5) plus warm-up and connect time, and
 # each process gets a hard `timeout`. Only PIDs this script started are ever killed.
@@ -49,6 +54,9 @@ only=""
 extras=()
 quota=""
 base=libuv
+warmup=1
+csv=""
+quota_fallback=0
 
 while [[ $# -gt 0 ]]; do
   case "$1" in
@@ -64,7 +72,10 @@ while [[ $# -gt 0 ]]; do
     --extra) extras+=("$2"); shift ;;
     --server-quota) quota="$2"; shift ;;
     --base) base="$2"; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --warmup) warmup="$2"; shift ;;
+    --csv) csv="$2"; shift ;;
+    --quota-fallback) quota_fallback=1 ;;
+    -h|--help) sed -n '2,40p' "$0"; exit 0 ;;
     *) echo "echo_compare.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -103,13 +114,19 @@ if [[ -n "$quota" ]]; then
   fi
   if [[ -f /sys/fs/cgroup/cgroup.controllers ]]; then
     cg=/sys/fs/cgroup/green-echo-$$
-    mkdir "$cg" 2>/dev/null && echo "$((quota * 100)) 10000" >"$cg/cpu.max" 2>/dev/null || cg=""
+    mkdir "$cg" 2>/dev/null && echo "$((quota * 100)) 10000" >"$cg/cpu.max" 2>/dev/null ||
+      { rmdir "$cg" 2>/dev/null; cg=""; }
   elif [[ -d /sys/fs/cgroup/cpu ]]; then
     cg=/sys/fs/cgroup/cpu/green-echo-$$
     mkdir "$cg" 2>/dev/null && echo 10000 >"$cg/cpu.cfs_period_us" &&
-      echo "$((quota * 100))" >"$cg/cpu.cfs_quota_us" 2>/dev/null || cg=""
+      echo "$((quota * 100))" >"$cg/cpu.cfs_quota_us" 2>/dev/null ||
+      { rmdir "$cg" 2>/dev/null; cg=""; }
   fi
-  if [[ -z "$cg" ]]; then
+  if [[ -z "$cg" && $quota_fallback -eq 1 ]]; then
+    echo "echo_compare: note: --server-quota: cannot create a cpu cgroup (needs root and" \
+         "cgroupfs): the servers run uncapped"
+    quota=""
+  elif [[ -z "$cg" ]]; then
     echo "echo_compare: --server-quota: cannot create a cpu cgroup (needs root and cgroupfs)" >&2
     exit 2
   fi
@@ -139,7 +156,9 @@ if [[ -n "$b" ]]; then
   fi
 fi
 for x in "${extras[@]}"; do names+=("${x%%=*}"); cmd[${x%%=*}]="${x#*=} --port 0"; env_of[${x%%=*}]=""; done
-if command -v go >/dev/null 2>&1; then
+if [[ -n "$only" && " $only " != *" go "* ]]; then
+  :  # not asked for: do not build it
+elif command -v go >/dev/null 2>&1; then
   if go build -o "$tmp/echo_go" "$here/echo_go.go" 2>"$tmp/go.log"; then
     add_server go "$tmp/echo_go --port 0" "GOMAXPROCS=$workers"
   else
@@ -191,7 +210,7 @@ run_one() {
   started_pids+=("$sampler")
   : >"$tmp/load.err"
   timeout $((duration * 3 + 90)) taskset -c "$load_cpu" "$load_bin" --port "$port" \
-    --conns "$c" --size "$size" --duration "$duration" --warmup 1 \
+    --conns "$c" --size "$size" --duration "$duration" --warmup "$warmup" \
     >"$tmp/load.out" 2>"$tmp/load.err" &
   local lpid=$!
   started_pids+=("$lpid")
@@ -228,7 +247,7 @@ run_one() {
 }
 
 declare -A res
-echo "echo_compare: ${size} B ping-pong, ${duration} s per run (+1 s warm-up), $runs run(s)" \
+echo "echo_compare: ${size} B ping-pong, ${duration} s per run (+$warmup s warm-up), $runs run(s)" \
      "interleaved, server on CPU $server_cpu, load (bench/loadgen) on CPU $load_cpu," \
      "server workers/GOMAXPROCS=$workers${quota:+, server capped at ${quota}% of a CPU};"\
      "$(uptime | sed 's/.*load/load/')"
@@ -247,6 +266,21 @@ median() {
   for r in $(seq "$runs"); do awk -v f="$f" '{print $f}' <<<"${res[$n,$c,$r]}"; done |
     grep -E '^[0-9.]+$' | sort -g | awk '{v[NR]=$1} END { if (NR) print v[int((NR+1)/2)]; else print "-" }'
 }
+
+# The notes of failed runs of (name, conns), e.g. "server-did-not-start", joined by '/'.
+notes_of() {
+  local n=$1 c=$2 r
+  for r in $(seq "$runs"); do awk '{print $9}' <<<"${res[$n,$c,$r]}"; done | grep -v '^$' |
+    sort -u | paste -sd/ -
+}
+if [[ -n "$csv" ]]; then
+  echo "server,conns,rt_per_s,p50_us,p99_us,cpu_us_per_rt,cpu_pct,min_answered,threads,rss_kib,runs,quota_pct,note" >"$csv"
+  for c in $conns_list; do
+    for n in "${names[@]}"; do
+      echo "$n,$c,$(median 1 "$n" "$c"),$(median 2 "$n" "$c"),$(median 3 "$n" "$c"),$(median 4 "$n" "$c"),$(median 5 "$n" "$c"),$(median 6 "$n" "$c"),$(median 7 "$n" "$c"),$(median 8 "$n" "$c"),$runs,${quota:-none},$(notes_of "$n" "$c" | tr ',' ';')" >>"$csv"
+    done
+  done
+fi
 
 printf "\n%-9s %6s %9s %9s %9s %9s %5s %7s %7s %6s %7s %7s %7s\n" server conns "rt/s" \
   "p50_us" "p99_us" "cpu_us/rt" "cpu%" "min_ans" "x_$base" "cpu_x" "p99_x" threads "rss_MiB"
