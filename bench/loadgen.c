@@ -1,11 +1,16 @@
-/* loadgen: a plain C epoll load generator for echo servers (not a green program, so it never
- * shares the runtime it measures).
+/* loadgen: a plain C epoll load generator for echo and HTTP servers (not a green program, so
+ * it never shares the runtime it measures).
  *
  *   loadgen --port P [--host 127.0.0.1] [--conns N] [--size BYTES] [--duration S] [--warmup S]
+ *           [--http PATH]
  *
  * One thread, closed loop: each of N connections sends one message of BYTES bytes, waits for
  * the whole echo, checks every byte (the content depends on the connection and the sequence
- * number), and sends the next. Counted over --duration seconds after --warmup seconds:
+ * number), and sends the next. With --http PATH, each message is instead a keep-alive
+ * "GET PATH HTTP/1.1" request and the answer a whole response: its status must be 200, its
+ * head at most 1 KiB with a Content-Length, and its body byte for byte the body of one
+ * reference request made (blocking) before the load starts; "rt" then counts requests.
+ * Counted over --duration seconds after --warmup seconds:
  * round trips/s, latency p50/p99/p99.9/max, and for every whole second how many connections
  * got at least one answer (min_answered: the worst second; == conns means every connection
  * was answered in every second). Output: one line of key=value pairs on stdout; on stderr
@@ -26,21 +31,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
 
-enum { kMaxSize = 65536, kSubBuckets = 64, kMaxSeconds = 3600 };
+enum { kMaxSize = 65536, kSubBuckets = 64, kMaxSeconds = 3600, kHeadMax = 1024 };
 
 struct conn {
   int fd;
   uint32_t seq;
-  uint32_t got;     /* bytes of the current echo received */
-  uint64_t sent_ns; /* when the current message went out */
-  int last_sec;     /* the last measured second this connection was answered in */
+  uint32_t got;      /* bytes of the current echo received (HTTP: of the response body) */
+  uint64_t sent_ns;  /* when the current message went out */
+  int last_sec;      /* the last measured second this connection was answered in */
+  int in_body;       /* HTTP: the response head is complete, body bytes follow */
+  uint32_t head_len; /* HTTP: bytes of the response head so far, in head */
+  char* head;        /* HTTP: kHeadMax bytes of this connection's slice of g_heads */
 };
+
+/* HTTP mode: the request every connection sends, and the reference response body. */
+static const char* g_http_path;
+static char g_request[1200];
+static size_t g_request_len;
+static unsigned char g_body[kMaxSize];
+static uint32_t g_body_len;
 
 static uint64_t now_ns(void) {
   struct timespec ts;
@@ -83,8 +100,16 @@ static double percentile(uint64_t total, double p) {
 }
 
 static int send_msg(struct conn* c, int id, int size, unsigned char* buf) {
-  for (int i = 0; i < size; ++i) buf[i] = byte_of(id, c->seq, (uint32_t)i);
-  ssize_t w = send(c->fd, buf, (size_t)size, MSG_NOSIGNAL);
+  const void* msg = buf;
+  if (g_http_path) {
+    msg = g_request;
+    size = (int)g_request_len;
+    c->in_body = 0;
+    c->head_len = 0;
+  } else {
+    for (int i = 0; i < size; ++i) buf[i] = byte_of(id, c->seq, (uint32_t)i);
+  }
+  ssize_t w = send(c->fd, msg, (size_t)size, MSG_NOSIGNAL);
   if (w != size) { /* the socket buffer is empty in a closed loop: all fits */
     fprintf(stderr, "loadgen: conn %d: send returned %zd (%s)\n", id, w, strerror(errno));
     return -1;
@@ -94,10 +119,122 @@ static int send_msg(struct conn* c, int id, int size, unsigned char* buf) {
   return 0;
 }
 
+/* The body length of a complete response head (status 200 and a Content-Length required),
+ * or -1 with the reason printed. */
+static long http_parse_head(int id, const char* h, uint32_t len) {
+  char who[32] = "reference request"; /* id < 0: the reference request */
+  if (id >= 0) snprintf(who, sizeof who, "conn %d", id);
+  if (len < 12 || memcmp(h, "HTTP/1.1 200", 12) != 0) {
+    const char* eol = memchr(h, '\r', len);
+    fprintf(stderr, "loadgen: %s: response status \"%.*s\", want HTTP/1.1 200\n", who,
+            (int)(eol ? eol - h : (long)len), h);
+    return -1;
+  }
+  for (const char* p = h; p + 16 < h + len; ++p) {
+    if ((p == h || p[-1] == '\n') && strncasecmp(p, "Content-Length:", 15) == 0) {
+      char* end;
+      long n = strtol(p + 15, &end, 10);
+      if (end != p + 15 && n >= 0 && n <= kMaxSize) return n;
+      break;
+    }
+  }
+  fprintf(stderr, "loadgen: %s: response without a usable Content-Length (<= %d)\n", who, kMaxSize);
+  return -1;
+}
+
+/* Feeds n response bytes of connection id: 1 when the response is complete, 0 when more bytes
+ * are needed, -1 on an error (printed). */
+static int http_feed(struct conn* c, int id, const unsigned char* p, size_t n) {
+  size_t i = 0;
+  if (!c->in_body) {
+    while (i < n) {
+      if (c->head_len >= kHeadMax) {
+        fprintf(stderr, "loadgen: conn %d: response head longer than %d bytes\n", id, kHeadMax);
+        return -1;
+      }
+      c->head[c->head_len++] = (char)p[i++];
+      if (c->head_len >= 4 && memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) == 0) break;
+    }
+    if (c->head_len < 4 || memcmp(c->head + c->head_len - 4, "\r\n\r\n", 4) != 0) return 0;
+    long len = http_parse_head(id, c->head, c->head_len);
+    if (len < 0) return -1;
+    if ((uint32_t)len != g_body_len) {
+      fprintf(stderr, "loadgen: conn %d: Content-Length %ld, the reference body has %u bytes\n", id,
+              len, g_body_len);
+      return -1;
+    }
+    c->in_body = 1;
+    c->got = 0;
+  }
+  size_t take = n - i;
+  if (take > g_body_len - c->got) {
+    fprintf(stderr, "loadgen: conn %d: %zu bytes after the response (no request was pipelined)\n",
+            id, take - (g_body_len - c->got));
+    return -1;
+  }
+  if (memcmp(p + i, g_body + c->got, take) != 0) {
+    fprintf(stderr, "loadgen: conn %d: response body differs from the reference body\n", id);
+    return -1;
+  }
+  c->got += (uint32_t)take;
+  return c->got == g_body_len ? 1 : 0;
+}
+
+/* One blocking request on its own connection (5 s receive timeout): the reference body. */
+static int http_reference(const struct sockaddr_in* addr) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {.tv_sec = 5};
+  if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) != 0 ||
+      connect(fd, (const struct sockaddr*)addr, sizeof *addr) != 0 ||
+      send(fd, g_request, g_request_len, MSG_NOSIGNAL) != (ssize_t)g_request_len) {
+    fprintf(stderr, "loadgen: reference request: %s\n", strerror(errno));
+    return -1;
+  }
+  static char head[kHeadMax];
+  static unsigned char buf[kHeadMax + kMaxSize];
+  size_t have = 0, head_len = 0;
+  long body = -1;
+  for (;;) {
+    ssize_t r = recv(fd, buf + have, sizeof buf - have, 0);
+    if (r <= 0) {
+      fprintf(stderr, "loadgen: reference request: %s\n",
+              r == 0 ? "connection closed before a whole response" : strerror(errno));
+      close(fd);
+      return -1;
+    }
+    have += (size_t)r;
+    if (body < 0) {
+      for (size_t i = 3; i < have && i < kHeadMax; ++i) {
+        if (!memcmp(buf + i - 3, "\r\n\r\n", 4)) {
+          head_len = i + 1;
+          memcpy(head, buf, head_len);
+          body = http_parse_head(-1, head, (uint32_t)head_len);
+          if (body < 0) {
+            close(fd);
+            return -1;
+          }
+          break;
+        }
+      }
+      if (body < 0 && have >= kHeadMax) {
+        fprintf(stderr, "loadgen: reference request: response head longer than %d bytes\n",
+                kHeadMax);
+        close(fd);
+        return -1;
+      }
+    }
+    if (body >= 0 && have >= head_len + (size_t)body) break;
+  }
+  g_body_len = (uint32_t)body;
+  memcpy(g_body, buf + head_len, (size_t)body);
+  close(fd);
+  return 0;
+}
+
 static void usage(void) {
   fprintf(stderr,
           "usage: loadgen --port P [--host ADDR] [--conns N] [--size BYTES] [--duration S] "
-          "[--warmup S]\n");
+          "[--warmup S] [--http PATH]\n");
   exit(2);
 }
 
@@ -109,16 +246,25 @@ int main(int argc, char** argv) {
     const char* a = argv[i];
     if (i + 1 >= argc) usage();
     const char* v = argv[++i];
-    if (!strcmp(a, "--port")) port = atoi(v);
-    else if (!strcmp(a, "--host")) host = v;
-    else if (!strcmp(a, "--conns")) nconns = atoi(v);
-    else if (!strcmp(a, "--size")) size = atoi(v);
-    else if (!strcmp(a, "--duration")) duration = atof(v);
-    else if (!strcmp(a, "--warmup")) warmup = atof(v);
-    else usage();
+    if (!strcmp(a, "--port"))
+      port = atoi(v);
+    else if (!strcmp(a, "--host"))
+      host = v;
+    else if (!strcmp(a, "--conns"))
+      nconns = atoi(v);
+    else if (!strcmp(a, "--size"))
+      size = atoi(v);
+    else if (!strcmp(a, "--duration"))
+      duration = atof(v);
+    else if (!strcmp(a, "--warmup"))
+      warmup = atof(v);
+    else if (!strcmp(a, "--http"))
+      g_http_path = v;
+    else
+      usage();
   }
-  if (port <= 0 || port > 65535 || nconns <= 0 || size <= 0 || size > kMaxSize ||
-      duration <= 0 || duration > kMaxSeconds || warmup < 0)
+  if (port <= 0 || port > 65535 || nconns <= 0 || size <= 0 || size > kMaxSize || duration <= 0 ||
+      duration > kMaxSeconds || warmup < 0)
     usage();
   struct rlimit rl;
   if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
@@ -127,10 +273,19 @@ int main(int argc, char** argv) {
   }
   struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
   if (inet_pton(AF_INET, host, &addr.sin_addr) != 1) usage();
+  if (g_http_path) {
+    if (g_http_path[0] != '/' || strlen(g_http_path) > 1024 || strpbrk(g_http_path, " \r\n"))
+      usage();
+    g_request_len =
+        (size_t)snprintf(g_request, sizeof g_request, "GET %s HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
+                         g_http_path, host, port);
+    if (http_reference(&addr) != 0) return 1;
+  }
 
   struct conn* conns = calloc((size_t)nconns, sizeof *conns);
+  char* heads = g_http_path ? malloc((size_t)nconns * kHeadMax) : NULL;
   int ep = epoll_create1(EPOLL_CLOEXEC);
-  if (!conns || ep < 0) return 1;
+  if (!conns || (g_http_path && !heads) || ep < 0) return 1;
   uint64_t t_connect = now_ns();
   for (int i = 0; i < nconns; ++i) {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -143,6 +298,7 @@ int main(int argc, char** argv) {
     fcntl(fd, F_SETFL, O_NONBLOCK);
     conns[i].fd = fd;
     conns[i].last_sec = -1;
+    if (heads) conns[i].head = heads + (size_t)i * kHeadMax;
     struct epoll_event ev = {.events = EPOLLIN, .data.u32 = (uint32_t)i};
     if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) return 1;
   }
@@ -175,21 +331,28 @@ int main(int argc, char** argv) {
     for (int k = 0; k < n; ++k) {
       int id = (int)evs[k].data.u32;
       struct conn* c = &conns[id];
-      ssize_t r = recv(c->fd, in, (size_t)(size - (int)c->got), 0);
+      ssize_t r = recv(c->fd, in, g_http_path ? sizeof in : (size_t)(size - (int)c->got), 0);
       if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) continue;
       if (r <= 0) {
-        fprintf(stderr, "loadgen: conn %d: %s\n", id, r == 0 ? "closed by the server" : strerror(errno));
+        fprintf(stderr, "loadgen: conn %d: %s\n", id,
+                r == 0 ? "closed by the server" : strerror(errno));
         return 1;
       }
-      for (ssize_t i = 0; i < r; ++i) {
-        if (in[i] != byte_of(id, c->seq, c->got + (uint32_t)i)) {
-          fprintf(stderr, "loadgen: conn %d: wrong byte at %u of message %u\n", id,
-                  c->got + (unsigned)i, c->seq);
-          return 1;
+      if (g_http_path) {
+        int done = http_feed(c, id, in, (size_t)r);
+        if (done < 0) return 1;
+        if (!done) continue;
+      } else {
+        for (ssize_t i = 0; i < r; ++i) {
+          if (in[i] != byte_of(id, c->seq, c->got + (uint32_t)i)) {
+            fprintf(stderr, "loadgen: conn %d: wrong byte at %u of message %u\n", id,
+                    c->got + (unsigned)i, c->seq);
+            return 1;
+          }
         }
+        c->got += (uint32_t)r;
+        if ((int)c->got < size) continue;
       }
-      c->got += (uint32_t)r;
-      if ((int)c->got < size) continue;
       if (t >= measure_from && t < end) {
         ++rts;
         record(t - c->sent_ns);
@@ -211,10 +374,11 @@ int main(int argc, char** argv) {
   for (int s = 0; s < seconds; ++s)
     if (answered[s] < min_answered) min_answered = answered[s];
   if (seconds == 0) min_answered = -1;
-  printf("conns=%d size=%d duration=%.1f connect_s=%.2f rt=%llu rt_per_s=%.0f p50_us=%.1f "
-         "p99_us=%.1f p999_us=%.1f max_us=%.1f min_answered=%d\n",
-         nconns, size, duration, connect_s, (unsigned long long)rts, (double)rts / duration,
-         percentile(rts, 0.50), percentile(rts, 0.99), percentile(rts, 0.999),
-         percentile(rts, 0.999999), min_answered);
+  printf(
+      "mode=%s conns=%d size=%d duration=%.1f connect_s=%.2f rt=%llu rt_per_s=%.0f p50_us=%.1f "
+      "p99_us=%.1f p999_us=%.1f max_us=%.1f min_answered=%d\n",
+      g_http_path ? "http" : "echo", nconns, g_http_path ? (int)g_body_len : size, duration,
+      connect_s, (unsigned long long)rts, (double)rts / duration, percentile(rts, 0.50),
+      percentile(rts, 0.99), percentile(rts, 0.999), percentile(rts, 0.999999), min_answered);
   return 0;
 }
