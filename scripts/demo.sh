@@ -7,12 +7,13 @@
 # apt-get), builds everything (CMake, Release, into build/demo), then:
 #   1. echo server, five styles (OS thread per connection, process per connection, raw libuv
 #      callbacks, green fibers, the unmodified threaded binary under greenrun) at 100, 1,000
-#      and 10,000 concurrent connections, driven by bench/loadgen (plain C, 64-byte ping-pong): round
-#      trips/s, p99 latency, OS threads and peak RSS of the server. Server pinned to CPU 0,
-#      load generator to CPU 1 (when there are two CPUs).
+#      and 10,000 concurrent connections, driven by bench/loadgen (plain C, 64-byte
+#      ping-pong): round trips/s, server CPU per round trip, p99 latency, OS threads and peak
+#      RSS of the server. Server pinned to CPU 0, load generator to CPU 1 (two CPUs or more).
 #   2. the fib server scenario: short fib(1) requests while one fib(40) runs, on 1 worker
 #      (cooperative scheduling), 2 workers (M:N) and with green::offload.
-#   3. the HTTP server on fibers vs on OS threads, under wrk.
+#   3. the HTTP server on fibers vs on OS threads (and the threaded one under greenrun), driven
+#      by bench/loadgen --http (plain C): requests/s, server CPU per request, p99, OS threads.
 # Writes echo.csv, fib.csv, http.csv, echo.png and summary.txt into the out dir (default
 # build/demo-out). --quick: 100 and 1,000 connections, shorter runs. A row that cannot run
 # says why. Only loopback; every process started here is stopped by PID on exit.
@@ -71,8 +72,12 @@ stop_pid() {  # stop_pid PID: TERM, then KILL after 1 s
   wait "$pid" 2>/dev/null
   return 0
 }
+CG=""  # the cgroup (v2) the servers run in, for their CPU time: see cpu_usec
 cleanup() {
   for pid in "${PIDS[@]}"; do stop_pid "$pid"; done
+  if [[ -n "$CG" ]]; then  # empty once echo_fork's children have followed their parent
+    for _ in 1 2 3 4 5 6 7 8 9 10; do rmdir "$CG" 2>/dev/null && break; sleep 0.2; done
+  fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -90,7 +95,6 @@ missing_packages() {
   command -v pkg-config >/dev/null || pkgs+=(pkg-config)
   pkg-config --exists libuv 2>/dev/null || pkgs+=(libuv1-dev)
   [[ -f /usr/include/boost/context/fiber.hpp ]] || pkgs+=(libboost-context-dev)
-  command -v wrk >/dev/null || pkgs+=(wrk)
   command -v gnuplot >/dev/null || pkgs+=(gnuplot-nox)
   command -v taskset >/dev/null || pkgs+=(util-linux)
   command -v ps >/dev/null || pkgs+=(procps)
@@ -243,14 +247,38 @@ ECHO_CSV="$OUT/echo.csv"
 echo "style,connections,rtt_per_sec,p50_us,p99_us,cpu_us_per_rt,os_threads,processes,peak_rss_kb,errors,note" \
   >"$ECHO_CSV"
 
-# utime+stime clock ticks of a process and its live children (echo_fork's workers).
-cpu_tree() {
+# The server's CPU time in microseconds. Each server runs alone in a cgroup of its own (as
+# root; cgroup v2 cpu.stat usage_usec, or v1 cpuacct.usage): that counts every process and
+# thread of the server, exited ones included, to the microsecond, in one read. Without the
+# cgroup: utime+stime of the process and its live children from /proc (clock ticks of 10 ms;
+# slow and too coarse for echo_fork's children, whose row may then have no CPU figure).
+CG_USAGE=""
+if [[ $(id -u) -eq 0 ]]; then
+  if [[ -f /sys/fs/cgroup/cgroup.controllers ]] &&
+     mkdir "/sys/fs/cgroup/green-demo-$$" 2>/dev/null; then
+    CG="/sys/fs/cgroup/green-demo-$$" CG_USAGE=v2
+  elif [[ -d /sys/fs/cgroup/cpuacct ]] && mkdir "/sys/fs/cgroup/cpuacct/green-demo-$$" 2>/dev/null; then
+    CG="/sys/fs/cgroup/cpuacct/green-demo-$$" CG_USAGE=v1
+  fi
+fi
+HZ=$(getconf CLK_TCK)
+cpu_usec() {  # cpu_usec PID
+  if [[ -n "$CG" ]] && grep -qx "$1" "$CG/cgroup.procs" 2>/dev/null; then
+    if [[ $CG_USAGE == v2 ]]; then
+      awk '$1 == "usage_usec" {print $2}' "$CG/cpu.stat"
+    else
+      awk '{printf "%d\n", $1 / 1000}' "$CG/cpuacct.usage"
+    fi
+    return
+  fi
   local p t=0 v
   for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
     v=$(awk '{print $14 + $15}' "/proc/$p/stat" 2>/dev/null) && t=$((t + v))
   done
-  echo "$t"
+  echo $((t * 1000000 / HZ))
 }
+# into_cgroup PID: moves a just-started server into $CG (its children follow it).
+into_cgroup() { [[ -n "$CG" ]] && echo "$1" >"$CG/cgroup.procs" 2>/dev/null; return 0; }
 
 run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
   local style=$1 conns=$2 cmd=() note="" line
@@ -274,18 +302,23 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
       note="$SRV_WHY"
     else
       pid=$SRV_PID port=$SRV_PORT
+      into_cgroup "$pid"
       "${PIN_LOAD[@]}" "$LOADGEN" --port "$port" --conns "$conns" \
         --duration "$DURATION" --warmup 1 >"$TMP/load.out" 2>&1 &
       local lpid=$!
       PIDS+=("$lpid")
-      # Sample the server in the middle of the measured window; its CPU time over exactly
+      # Sample the server in the middle of the measured window (in the background: with
+      # thousands of processes a sample can outlast the window); its CPU time over exactly
       # that window (loadgen marks its start and end).
-      local sampled="" waited=0 c0="" c1=""
+      local sampled="" waited=0 c0="" c1="" spl=""
+      rm -f "$TMP/sampled"
       while kill -0 "$lpid" 2>/dev/null; do
         if grep -q 'measuring' "$TMP/load.out"; then
-          c0=$(cpu_tree "$pid")
-          sleep "$(awk -v d="$DURATION" 'BEGIN{print d/2}')"
-          sampled=$(sample_tree "$pid")
+          c0=$(cpu_usec "$pid")
+          ( sleep "$(awk -v d="$DURATION" 'BEGIN{print d/2}')"
+            sample_tree "$pid" >"$TMP/sampled.tmp" && mv "$TMP/sampled.tmp" "$TMP/sampled" ) &
+          spl=$!
+          PIDS+=("$spl")
           break
         fi
         sleep 0.05
@@ -293,10 +326,12 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
         [[ $waited -lt 1200 ]] || break  # 60 s to connect: give up
       done
       while [[ -n "$c0" ]] && kill -0 "$lpid" 2>/dev/null; do
-        if grep -q 'loadgen: done' "$TMP/load.out"; then c1=$(cpu_tree "$pid"); break; fi
+        if grep -q 'loadgen: done' "$TMP/load.out"; then c1=$(cpu_usec "$pid"); break; fi
         sleep 0.02
       done
       wait "$lpid" 2>/dev/null
+      [[ -n "$spl" ]] && wait "$spl" 2>/dev/null
+      [[ -s "$TMP/sampled" ]] && sampled=$(cat "$TMP/sampled")
       local died=""
       kill -0 "$pid" 2>/dev/null || died="server exited during the run: $(tail -1 "$TMP/srv.out.err")"
       local hwm
@@ -315,8 +350,7 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
         rts=$(kv rt "$line")
         ans=$(kv min_answered "$line")
         [[ -n "$c1" && "${rts:-0}" -gt 0 ]] &&
-          cpu=$(awk -v d=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v n="$rts" \
-                'BEGIN { printf "%.2f", d / hz * 1e6 / n }')
+          cpu=$(awk -v d=$((c1 - c0)) -v n="$rts" 'BEGIN { printf "%.2f", d / n }')
         if [[ "$ans" != "$conns" ]]; then
           note="in the worst second only $ans of $conns connections were answered"
         fi
@@ -444,41 +478,78 @@ run_fib "2 workers, inline (M:N)" inline 2
 run_fib "1 worker, green::offload" offload 1
 say ""
 
-# ---- 5. HTTP under wrk ----------------------------------------------------------------------------------
+# ---- 5. HTTP under loadgen --http --------------------------------------------------------------------
 HTTP_CSV="$OUT/http.csv"
-echo "server,connections,requests_per_sec,p99,os_threads,note" >"$HTTP_CSV"
-say "HTTP/1.1 keep-alive GET /hello under wrk (1 thread, 100 connections, ${WRK_D} s, $PLACEMENT)"
-say "$(printf '%-28s %12s %10s %11s' server "requests/s" p99 "OS threads")"
+echo "server,connections,requests_per_sec,cpu_us_per_req,p50_us,p99_us,os_threads,note" >"$HTTP_CSV"
+say "HTTP/1.1 keep-alive GET /hello, bench/loadgen --http (plain C, closed loop, every response"
+say "checked), 100 connections, ${WRK_D} s, $PLACEMENT"
+say "$(printf '%-34s %12s %11s %10s %11s' server "requests/s" "CPU us/req" p99 "OS threads")"
 run_http() {  # run_http LABEL CMD...
-  local label=$1 pid port note="" rps="" p99="" thr=""
+  local label=$1 pid port note="" rps="" p50="" p99="" thr="" cpu="" line c0="" c1=""
   shift
-  if ! command -v wrk >/dev/null; then
-    note="wrk not installed"
-  elif ! start_server "$TMP/http.out" "${PIN_SERVER[@]}" "$@" --root "$ROOT/examples/www"; then
+  if ! start_server "$TMP/http.out" "${PIN_SERVER[@]}" "$@" --root "$ROOT/examples/www"; then
     note="$SRV_WHY"
   else
     pid=$SRV_PID port=$SRV_PORT
-    "${PIN_LOAD[@]}" wrk -t1 -c100 -d"${WRK_D}s" --latency "http://127.0.0.1:$port/hello" \
-      >"$TMP/wrk.out" 2>&1 &
-    local wpid=$!
-    PIDS+=("$wpid")
-    sleep "$(awk -v d="$WRK_D" 'BEGIN{print d/2}')"
-    thr=$(sample_tree "$pid" | cut -d' ' -f1)
-    wait "$wpid" 2>/dev/null
+    into_cgroup "$pid"
+    "${PIN_LOAD[@]}" "$LOADGEN" --port "$port" --http /hello --conns 100 --duration "$WRK_D" \
+      --warmup 1 >"$TMP/httpload.out" 2>&1 &
+    local lpid=$!
+    PIDS+=("$lpid")
+    # The server's CPU time over exactly the measured window (loadgen marks it), and its
+    # threads in the middle of it.
+    local waited=0 spl=""
+    rm -f "$TMP/hsampled"
+    while kill -0 "$lpid" 2>/dev/null; do
+      if grep -q 'measuring' "$TMP/httpload.out"; then
+        c0=$(cpu_usec "$pid")
+        ( sleep "$(awk -v d="$WRK_D" 'BEGIN{print d/2}')"
+          sample_tree "$pid" >"$TMP/hsampled.tmp" && mv "$TMP/hsampled.tmp" "$TMP/hsampled" ) &
+        spl=$!
+        PIDS+=("$spl")
+        break
+      fi
+      sleep 0.05
+      waited=$((waited + 1))
+      [[ $waited -lt 1200 ]] || break
+    done
+    while [[ -n "$c0" ]] && kill -0 "$lpid" 2>/dev/null; do
+      if grep -q 'loadgen: done' "$TMP/httpload.out"; then c1=$(cpu_usec "$pid"); break; fi
+      sleep 0.02
+    done
+    wait "$lpid" 2>/dev/null
+    [[ -n "$spl" ]] && wait "$spl" 2>/dev/null
+    [[ -s "$TMP/hsampled" ]] && thr=$(cut -d' ' -f1 "$TMP/hsampled")
     stop_pid "$pid"
-    rps=$(awk '/^Requests\/sec:/{print $2}' "$TMP/wrk.out")
-    p99=$(awk '$1=="99%"{print $2}' "$TMP/wrk.out")
-    [[ -n "$rps" ]] || note="wrk failed: $(tail -1 "$TMP/wrk.out")"
+    line=$(grep 'rt_per_s=' "$TMP/httpload.out" | tail -1)
+    if [[ -z "$line" ]]; then
+      note="loadgen failed: $(grep -v 'loadgen: measuring' "$TMP/httpload.out" | tail -1)"
+    else
+      rps=$(kv rt_per_s "$line")
+      p50=$(kv p50_us "$line")
+      p99=$(kv p99_us "$line")
+      local reqs
+      reqs=$(kv rt "$line")
+      [[ -n "$c1" && "${reqs:-0}" -gt 0 ]] &&
+        cpu=$(awk -v d=$((c1 - c0)) -v n="$reqs" 'BEGIN { printf "%.2f", d / n }')
+      if [[ "${rps%.*}" == 0 ]]; then rps=""; note="no request was answered"; fi
+    fi
   fi
-  echo "$label,100,$rps,$p99,$thr,\"$note\"" >>"$HTTP_CSV"
+  echo "$label,100,$rps,$cpu,$p50,$p99,$thr,\"$note\"" >>"$HTTP_CSV"
   if [[ -n "$rps" ]]; then
-    say "$(printf '%-28s %12s %10s %11s' "$label" "$(fmt_rate "$rps")" "$p99" "$thr")"
+    say "$(printf '%-34s %12s %11s %10s %11s' "$label" "$(fmt_rate "$rps")" "${cpu:--}" \
+      "$(fmt_us "$p99")" "$thr")"
   else
-    say "$(printf '%-28s cannot run: %s' "$label" "$note")"
+    say "$(printf '%-34s cannot run: %s' "$label" "$note")"
   fi
 }
 run_http "http_server (fibers)" "$EX/http_server" --workers 1
 run_http "http_threads (OS threads)" "$EX/http_threads"
+if [[ -n "$GREENRUN" ]]; then
+  run_http "http_threads under greenrun" env GREEN_WORKERS=1 "$GREENRUN" "$EX/http_threads"
+else
+  say "$(printf '%-34s cannot run: %s' "http_threads under greenrun" "greenrun not built")"
+fi
 say ""
 say "measured in $((SECONDS - T_MEASURE)) s; CSV, chart and this summary in $OUT"
 ls "$OUT" >&2
