@@ -59,6 +59,24 @@ def fmt_us(us):
     return "-" if f is None else fmt_time_s(f * 1e-6)
 
 
+def fmt_ir(v):
+    """instructions per op as README writes them: 60, 100.5, 2,098."""
+    if v >= 1000:
+        return f"{v:,.0f}"
+    t = f"{v:.1f}"
+    return t[:-2] if t.endswith(".0") else t
+
+
+def ratio(a, b):
+    """a / b rounded to the 2 decimals the tables show (verdicts use what is shown)."""
+    return round(a / b, 2)
+
+
+def runs_text(meta):
+    n = meta.get("runs", "?")
+    return "1 run" if n == "1" else f"medians of {n} interleaved runs"
+
+
 def fmt_ratio(a, b):
     a, b = num(a), num(b)
     return "-" if a is None or b is None or b <= 0 else f"{a / b:.2f}"
@@ -169,7 +187,7 @@ def micro_section(d, lines, targets):
             if ref:
                 note.append(f"{ref / per_op:.2f}x faster than Boost.Fiber" if ref >= per_op
                             else f"{per_op / ref:.2f}x slower than Boost.Fiber")
-        irs = f"{ir[wl]:,.1f}" if wl and wl in ir else "-"
+        irs = fmt_ir(ir[wl]) if wl and wl in ir else "-"
         rows.append([label, fmt_time_s(per_op) + (" (wall)" if wall else ""), irs,
                      "; ".join(note)])
     lines.append("### Micro-benchmarks")
@@ -183,7 +201,7 @@ def micro_section(d, lines, targets):
         c = res.get("green_channel_rt/1w", (None,))[0]
         if y:
             targets.append(["micro: yield <= 1.15x the raw Boost.Context round trip",
-                            f"{y / raw:.2f}x", "met" if y / raw <= 1.15 else "missed"])
+                            f"{ratio(y, raw):.2f}x", "met" if ratio(y, raw) <= 1.15 else "missed"])
         if s:
             targets.append(["micro: spawn+join <= 100 ns", fmt_time_s(s),
                             "met" if s <= 100e-9 else "missed"])
@@ -270,12 +288,16 @@ def echo_section(d, meta, lines, targets):
     if not rows:
         return None
     quota = rows[0].get("quota_pct", "none")
-    lines.append(f"### Echo, 64 B ping-pong, server {'capped at ' + quota + '% of a CPU (saturated)' if quota != 'none' else 'uncapped'} "
+    lines.append(f"### Echo, 64 B ping-pong, server {'capped at ' + quota + '% of a CPU' if quota != 'none' else 'uncapped'} "
                  f"({meta.get('date', '?')}, {meta.get('commit', '?')})")
     lines.append("")
-    lines.append(f"1 worker / GOMAXPROCS=1, medians of {meta.get('runs', '?')} interleaved runs of "
-                 f"{meta.get('duration', '?')} s, server on CPU 1, `loadgen` on CPU 0; load average "
-                 f"{meta.get('load_start', '?')} at the start, {meta.get('load_end', '?')} at the end.")
+    lines.append(f"1 worker / GOMAXPROCS=1, {runs_text(meta)} of {meta.get('duration', '?')} s, "
+                 f"server on CPU 1, `loadgen` on CPU 0; load average {meta.get('load_start', '?')} "
+                 f"at the start, {meta.get('load_end', '?')} at the end."
+                 + (f" A server is saturated when its CPU is at the {quota}% cap; below it, the "
+                    "load generator or other jobs limited the run." if quota != "none" else
+                    " No cpu cgroup could be made: the servers ran uncapped, so a server below "
+                    "100% CPU was not saturated."))
     lines.append("")
     md, notes = echo_rows(rows, "libuv", ECHO_LABELS)
     lines += table(ECHO_HEADER + ["x libuv rt/s", "x libuv CPU/rt", "x libuv p99"],
@@ -286,22 +308,22 @@ def echo_section(d, meta, lines, targets):
         g, u, go = by.get(("greenrun", c)), by.get(("libuv", c)), by.get(("go", c))
         if not g or not u or num(g["rt_per_s"]) is None or num(u["rt_per_s"]) is None:
             continue
-        x = float(g["rt_per_s"]) / float(u["rt_per_s"])
+        x = ratio(float(g["rt_per_s"]), float(u["rt_per_s"]))
         targets.append([f"greenrun echo, {fmt_int(c)} conns: rt/s >= 1.0x libuv", f"{x:.2f}x",
                         "met" if x >= 1.0 else "missed"])
         if num(g["cpu_us_per_rt"]) and num(u["cpu_us_per_rt"]):
-            x = float(g["cpu_us_per_rt"]) / float(u["cpu_us_per_rt"])
+            x = ratio(float(g["cpu_us_per_rt"]), float(u["cpu_us_per_rt"]))
             targets.append([f"greenrun echo, {fmt_int(c)} conns: CPU/rt <= 1.1x libuv", f"{x:.2f}x",
                             "met" if x <= 1.1 else "missed"])
         if num(g["p99_us"]) and num(u["p99_us"]):
-            x = float(g["p99_us"]) / float(u["p99_us"])
+            x = ratio(float(g["p99_us"]), float(u["p99_us"]))
             targets.append([f"greenrun echo, {fmt_int(c)} conns: p99 <= 1.5x libuv", f"{x:.2f}x",
                             "met" if x <= 1.5 else "missed"])
         targets.append([f"greenrun echo, {fmt_int(c)} conns: every connection answered every second",
                         f"{fmt_int(g['min_answered'])} of {fmt_int(c)}",
                         "met" if g["min_answered"] == c else "missed"])
         if go and num(go["rt_per_s"]):
-            x = float(g["rt_per_s"]) / float(go["rt_per_s"])
+            x = ratio(float(g["rt_per_s"]), float(go["rt_per_s"]))
             targets.append([f"greenrun echo, {fmt_int(c)} conns: ahead of Go", f"{x:.2f}x Go's rt/s",
                             "met" if x > 1.0 else "missed"])
     return rows
@@ -317,8 +339,8 @@ def python_section(d, meta, lines, targets):
                  f"({meta.get('date', '?')}, {meta.get('commit', '?')})")
     lines.append("")
     lines.append(f"`{meta.get('python', 'python3')}`, every server on CPU 1 (so `--workers 2` "
-                 f"shares it), `loadgen` on CPU 0, medians of {meta.get('runs', '?')} interleaved "
-                 f"runs of {meta.get('duration', '?')} s."
+                 f"shares it), `loadgen` on CPU 0, {runs_text(meta)} of "
+                 f"{meta.get('duration', '?')} s."
                  + ("" if base == "gevent" else " python3-gevent is not installed: no gevent row, "
                     "ratios against OS threads."))
     lines.append("")
@@ -331,7 +353,7 @@ def python_section(d, meta, lines, targets):
         for c in sorted({r["conns"] for r in rows}, key=int):
             g, ge = by.get(("greenrun", c)), by.get(("gevent", c))
             if g and ge and num(g["rt_per_s"]) and num(ge["rt_per_s"]):
-                x = float(g["rt_per_s"]) / float(ge["rt_per_s"])
+                x = ratio(float(g["rt_per_s"]), float(ge["rt_per_s"]))
                 targets.append([f"Python greenrun, {fmt_int(c)} conns: >= 2x gevent's rt/s",
                                 f"{x:.2f}x", "met" if x >= 2.0 else "missed"])
             g2 = by.get(("greenrun2", c))
@@ -346,7 +368,7 @@ def python_section(d, meta, lines, targets):
 # --- chart ------------------------------------------------------------------------------------------
 
 
-def chart(d, panels):
+def chart(d, panels, title=""):
     """panels: [(title, rows, labels)]; writes DIR/chart.png with gnuplot, 3 panels per row."""
     gp = shutil.which("gnuplot")
     if not gp or not panels:
@@ -357,8 +379,8 @@ def chart(d, panels):
     if subprocess.run([gp, "-e", "set terminal pngcairo"], capture_output=True).returncode != 0:
         term = "png size 1500,{h}"
     script = [f"set terminal {term.format(h=480 * len(panels))}",
-              f"set output '{os.path.join(d, 'chart.png')}'",
-              f"set multiplot layout {len(panels)},3",
+              f"set output '{os.path.join(d, 'chart.png')}'", "set termoption noenhanced",
+              f"set multiplot layout {len(panels)},3 title \"{title}\" font ',11'",
               "set logscale x", "set grid", "set key below font ',9'",
               "set xlabel 'connections'", "set datafile missing '-'"]
     for i, (title, rows, labels) in enumerate(panels):
@@ -421,7 +443,8 @@ def render(d):
         lines += table(["target", "measured", "verdict"], "lll", targets)
         lines.append("")
     open(os.path.join(d, "tables.md"), "w").write("\n".join(lines))
-    chart(d, panels)
+    chart(d, panels, f"bench/run_all.sh{' --quick' if quick else ''}: {meta.get('date', '?')}, "
+          f"{meta.get('commit', '?')}, load average {meta.get('load_start', '?')}")
     return 0
 
 
