@@ -544,7 +544,9 @@ def check(d, want_sections):
                 xs = [i for i, h in enumerate(header) if h.startswith("x ")]
                 base = header[xs[0]].split()[1] if xs else None
                 for r in body:
-                    if len(r) == len(header) and xs and r[0].startswith(base) and r[2] != "-":
+                    label = r[0].split()
+                    is_base = bool(label) and (label[0] == base or label[-1] == base)
+                    if len(r) == len(header) and xs and is_base and r[2] != "-":
                         if any(r[i] != "1.00" for i in xs):
                             errors.append(f"tables.md: '{title}': base row {r} has ratios != 1.00")
     check_png(os.path.join(d, "chart.png"), errors)
