@@ -137,6 +137,7 @@ greenrun="$build/shim/greenrun"
   echo "runs=$runs"
   echo "duration=$duration"
   echo "reps=$reps"
+  echo "quota=$quota"
   echo "load_start=$(cut -d' ' -f1-3 /proc/loadavg)"
 } >"$out/meta.txt"
 

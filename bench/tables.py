@@ -296,8 +296,9 @@ def echo_section(d, meta, lines, targets):
                  f"at the start, {meta.get('load_end', '?')} at the end."
                  + (f" A server is saturated when its CPU is at the {quota}% cap; below it, the "
                     "load generator or other jobs limited the run." if quota != "none" else
-                    " No cpu cgroup could be made: the servers ran uncapped, so a server below "
-                    "100% CPU was not saturated."))
+                    (" Uncapped (`--quota none`)" if meta.get("quota") == "none" else
+                     " No cpu cgroup could be made: the servers ran uncapped")
+                    + ", so a server below 100% CPU was not saturated."))
     lines.append("")
     md, notes = echo_rows(rows, "libuv", ECHO_LABELS)
     lines += table(ECHO_HEADER + ["x libuv rt/s", "x libuv CPU/rt", "x libuv p99"],
