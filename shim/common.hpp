@@ -35,6 +35,8 @@
 // asm label listed in the version script, or .symver lines for names with several versions,
 // which must sit in the defining file; the link-time library green::hooks binds the plain
 // name), whose prologue is
+//   detail::RuntimeEntry green_entry;   (runtime code until the hook returns: a fiber-thread
+//                                        whose worker was handed off reattaches here)
 //   if (!real::ensure_resolved()) return <the row's fallback>;   (none if the fallback is -)
 // and which then calls the body, a static function with the row's parameters (inlined).
 // An id without a row does not compile: "'GREEN_SHIM_NO_ROW_IN_SYMBOLS_TXT_<id>' does not name
