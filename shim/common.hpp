@@ -56,7 +56,7 @@ extern bool g_disabled;
 // slice expired (detail::maybe_slice_yield: one relaxed load unless the monitor asked some
 // worker to yield; the hook then proceeds, perhaps on another worker).
 inline Mode mode() noexcept {
-  const detail::ThreadState& s = detail::thread_state();
+  const detail::ThreadState& s = detail::this_thread_state();
   if (g_disabled) return s.bypass > 0 ? Mode::kRaw : Mode::kThread;
   if (s.bypass > 0) return Mode::kRaw;
   if (s.task != nullptr) {

@@ -37,6 +37,19 @@ struct ThreadState {
 };
 
 GREEN_API ThreadState& thread_state() noexcept;
+// The same, inline where the caller is compiled into the library that owns the variable
+// (libgreen, and the preload library, which contains the runtime): one %fs-relative address,
+// no call. The hooks' prologue uses it (RuntimeEntry, the shim's mode()).
+#if defined(GREEN_BUILDING_LIBRARY)
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local ThreadState g_thread_state;
+inline ThreadState& this_thread_state() noexcept {
+  return g_thread_state;
+}
+#else
+inline ThreadState& this_thread_state() noexcept {
+  return thread_state();
+}
+#endif
 
 // Per-task thread pointers (runtime/src/thread_pointer.hpp), for the shim's fiber-threads.
 // enable_thread_pointers: call once before the runtime starts, on the thread that will call
@@ -104,7 +117,7 @@ GREEN_API void reattach() noexcept;
 // GREEN_HOOK head). One relaxed load and store each way, plus the detached test.
 class RuntimeEntry {
  public:
-  RuntimeEntry() noexcept : s_(thread_state()) {
+  RuntimeEntry() noexcept : s_(this_thread_state()) {
     s_.depth.store(s_.depth.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
     // Signal fence: the hand-off handler (same thread) sees depth > 0 from here on, or it
     // has already set `detached`, which the load below then sees.
@@ -128,7 +141,8 @@ class RuntimeEntry {
 // out the runtime depth comes back, and a fiber whose worker went away reattaches first.
 class RuntimeExit {
  public:
-  RuntimeExit() noexcept : s_(thread_state()), saved_(s_.depth.load(std::memory_order_relaxed)) {
+  RuntimeExit() noexcept
+      : s_(this_thread_state()), saved_(s_.depth.load(std::memory_order_relaxed)) {
     std::atomic_signal_fence(std::memory_order_seq_cst);
     s_.depth.store(0, std::memory_order_relaxed);
   }
