@@ -35,6 +35,8 @@
 // asm label listed in the version script, or .symver lines for names with several versions,
 // which must sit in the defining file; the link-time library green::hooks binds the plain
 // name), whose prologue is
+//   detail::RuntimeEntry green_entry;   (runtime code until the hook returns: a fiber-thread
+//                                        whose worker was handed off reattaches here)
 //   if (!real::ensure_resolved()) return <the row's fallback>;   (none if the fallback is -)
 // and which then calls the body, a static function with the row's parameters (inlined).
 // An id without a row does not compile: "'GREEN_SHIM_NO_ROW_IN_SYMBOLS_TXT_<id>' does not name
@@ -54,7 +56,7 @@ extern bool g_disabled;
 // slice expired (detail::maybe_slice_yield: one relaxed load unless the monitor asked some
 // worker to yield; the hook then proceeds, perhaps on another worker).
 inline Mode mode() noexcept {
-  const detail::ThreadState& s = detail::thread_state();
+  const detail::ThreadState& s = detail::this_thread_state();
   if (g_disabled) return s.bypass > 0 ? Mode::kRaw : Mode::kThread;
   if (s.bypass > 0) return Mode::kRaw;
   if (s.task != nullptr) {

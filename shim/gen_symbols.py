@@ -191,6 +191,8 @@ def hook_macro(r, preload):
         lines += [
             "  va_end(green_ap);",
         ]
+    # Runtime code from here to the hook's return (hand-off: runtime/src/machine.hpp).
+    lines.append("  ::green::detail::RuntimeEntry green_entry;")
     void = r.ret == "void"
     if r.fallback != "-":
         if void:

@@ -2,7 +2,8 @@
 // thread it creates run as green fibers.
 //
 //   greenrun [--workers N] [--stack-size SIZE] [--threads fibers|os] [--stats]
-//            [--dump-on SIGNAL] [--deadlock exit|warn|off] [--blocked-ms N] -- PROGRAM ARGS...
+//            [--dump-on SIGNAL] [--deadlock exit|warn|off] [--blocked-ms N] [--max-threads N]
+//            -- PROGRAM ARGS...
 //
 // It validates the flags (a bad flag or value: one line on stderr, exit status 2), exports the
 // GREEN_* settings, prepends the preload library to LD_PRELOAD (keeping existing entries), and
@@ -57,6 +58,9 @@ const char* kHelp =
     "                                        and exit with status 2 (default exit)\n"
     "  --blocked-ms N      GREEN_BLOCKED_MS  report a worker stuck in one fiber for N ms\n"
     "                                        (0 = off; default 1000)\n"
+    "  --max-threads N     GREEN_MAX_THREADS OS threads that may run fibers, workers\n"
+    "                                        included, 1..100000 (default 256): a worker\n"
+    "                                        stuck in one thread's code goes to a spare\n"
     "  -h, --help          show this help\n"
     "\n"
     "Other settings read from the environment:\n"
@@ -91,14 +95,13 @@ std::string find_library() {
     return realpath(env, real) ? real : env;
   }
   std::string dir = self_dir();
-  for (const std::string& cand : {dir + "/" + kLib, dir + "/" GREENRUN_RELATIVE_LIBDIR "/" + kLib,
-                                  dir + "/../lib/" + kLib}) {
+  for (const std::string& cand :
+       {dir + "/" + kLib, dir + "/" GREENRUN_RELATIVE_LIBDIR "/" + kLib, dir + "/../lib/" + kLib}) {
     char real[PATH_MAX];
     if (access(cand.c_str(), R_OK) == 0 && realpath(cand.c_str(), real)) return real;
   }
-  std::fprintf(stderr,
-               "greenrun: cannot find %s next to %s or in its ../lib; set GREEN_PRELOAD\n", kLib,
-               dir.c_str());
+  std::fprintf(stderr, "greenrun: cannot find %s next to %s or in its ../lib; set GREEN_PRELOAD\n",
+               kLib, dir.c_str());
   std::exit(2);
 }
 
@@ -129,7 +132,8 @@ int main(int argc, char** argv) {
       has_value = true;
     }
     if (name == "--workers" || name == "--stack-size" || name == "--threads" ||
-        name == "--dump-on" || name == "--deadlock" || name == "--blocked-ms") {
+        name == "--dump-on" || name == "--deadlock" || name == "--blocked-ms" ||
+        name == "--max-threads") {
       if (!has_value) {
         if (i + 1 >= argc) usage_error("option " + name + " needs a value");
         value = argv[++i];
@@ -155,6 +159,10 @@ int main(int argc, char** argv) {
         if (unsigned long n; !green::detail::parse_uint(value, 0, green::detail::kMaxBlockedMs, &n))
           usage_error("invalid --blocked-ms '" + value + "': expected 0 (off) to 3600000");
         env.emplace_back("GREEN_BLOCKED_MS", value);
+      } else if (name == "--max-threads") {
+        if (unsigned long n; !green::detail::parse_uint(value, 1, green::detail::kMaxThreads, &n))
+          usage_error("invalid --max-threads '" + value + "': expected an integer 1..100000");
+        env.emplace_back("GREEN_MAX_THREADS", value);
       } else {  // --dump-on: the preload library validates the name and exits 2 if bad
         if (value.empty()) usage_error("--dump-on needs a signal, e.g. SIGQUIT");
         env.emplace_back("GREEN_DUMP_SIGNAL", value);

@@ -140,6 +140,7 @@ void finish(ShimThread* t, void* result) {
 void* call_start(void* p) {
   auto* t = static_cast<ShimThread*>(p);
   try {
+    detail::RuntimeExit program;  // the program's code: the worker may be handed off
     return t->start(t->arg);
   } catch (const ThreadExit&) {
     return t->result;
@@ -158,6 +159,9 @@ void thread_body(ShimThread* t) {
   if (t->tp) {
     tcb::on_start(t->tp);
     result = tcb::run_with_unwind_buf(t->tp, &call_start, t);
+    // Runtime code again, however the start routine ended (glibc's exit/cancel unwinding
+    // ends in a longjmp here).
+    detail::thread_state().depth.store(1, std::memory_order_relaxed);
   } else {
     result = call_start(t);
   }
@@ -577,6 +581,9 @@ GREEN_HOOK(syscall) {
   if (n == SYS_gettid) return green_hook_gettid();
   if (n == SYS_tgkill) return green_hook_tgkill(pid_t(a1), pid_t(a2), int(a3));
   if (n == SYS_tkill) return green_hook_tgkill(getpid(), pid_t(a1), int(a2));
+  // A call the shim does not know may block for good (a read on a pipe, a wait in a driver):
+  // the worker may be handed off meanwhile (runtime/src/machine.hpp), as Go's entersyscall.
+  green::detail::RuntimeExit blocking;
   return raw_syscall(n, a1, a2, a3, a4, a5, a6);
 }
 

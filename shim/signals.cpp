@@ -129,6 +129,14 @@ class SignalsBlocked {
 };
 
 void on_signal(int s, siginfo_t* info, void* uc);
+void on_handoff_signal(int s, siginfo_t* info, void* uc);
+
+// Worker hand-off (runtime/src/machine.hpp) uses SIGURG as Go does: rarely used by programs,
+// ignored by default, so a request that arrives late or twice harms nothing. Once on, the
+// kernel's SIGURG handler is always on_handoff_signal, which passes every signal that is not
+// a request on to the program's disposition.
+constexpr int kHandoffSignal = SIGURG;
+bool g_handoff = false;  // written once at start-up, before any fiber-thread exists
 
 void ensure_known_locked(int s) {
   Action& a = g_act[s];
@@ -151,7 +159,14 @@ void apply_locked(int s) {
   bool dfl_taken = h == reinterpret_cast<std::uintptr_t>(SIG_DFL) &&
                    a.want.load(std::memory_order_relaxed) && !(kStops & bit(s));
   struct sigaction k {};
-  if (func || dfl_taken) {
+  if (s == kHandoffSignal && g_handoff) {
+    k.sa_sigaction = on_handoff_signal;
+    k.sa_flags = SA_SIGINFO | SA_RESTART | (a.flags.load(std::memory_order_relaxed) & SA_ONSTACK);
+    sigfillset(&k.sa_mask);
+    for (int f2 : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&k.sa_mask, f2);
+    // release: as below (kill_self routes to on_signal only for a program's handler).
+    a.taken.store(func || dfl_taken, std::memory_order_release);
+  } else if (func || dfl_taken) {
     k.sa_sigaction = on_signal;
     int f = a.flags.load(std::memory_order_relaxed);
     k.sa_flags = SA_SIGINFO | (f & (SA_ONSTACK | SA_NOCLDSTOP | SA_NOCLDWAIT)) |
@@ -405,6 +420,18 @@ void plain_call(int s, siginfo_t* info, void* uc) {
   }
 }
 
+// The kernel-level handler of SIGURG once hand-off is on: the monitor's request to this OS
+// thread is the runtime's (handoff_signal decides and acts, async-signal-safe); anything else
+// goes where on_signal or the program's SIG_DFL/SIG_IGN (both: ignore) would send it.
+void on_handoff_signal(int s, siginfo_t* info, void* uc) {
+  int saved = errno;
+  bool request = info && detail::handoff_signal(info->si_code, info->si_pid);
+  errno = saved;
+  if (request) return;
+  // Acquire: pairs with apply_locked's release store (the disposition is complete).
+  if (g_act[s].taken.load(std::memory_order_acquire)) on_signal(s, info, uc);
+}
+
 // The kernel-level handler of every taken-over signal (see signals.hpp).
 void on_signal(int s, siginfo_t* info, void* uc) {
   int saved = errno;
@@ -486,6 +513,17 @@ void enable_main(ShimThread* main) noexcept {
   g_enabled.store(true, std::memory_order_seq_cst);
 }
 
+void enable_handoff() noexcept {
+  if (g_threads_os) return;
+  SignalsBlocked b;
+  g_act_lock.lock();
+  ensure_known_locked(kHandoffSignal);
+  g_handoff = true;
+  detail::enable_handoff(kHandoffSignal);
+  apply_locked(kHandoffSignal);
+  g_act_lock.unlock();
+}
+
 void inherit(ShimThread* child) noexcept {
   ShimThread* me = self();
   if (me)
@@ -531,7 +569,7 @@ void after_fork_child(std::uint64_t mask) noexcept {
   g_enabled.store(false, std::memory_order_relaxed);
   for (int s = 1; s <= kMaxSig; ++s) {
     Action& a = g_act[s];
-    if (!a.taken.load(std::memory_order_relaxed)) continue;
+    if (!a.taken.load(std::memory_order_relaxed) && !(s == kHandoffSignal && g_handoff)) continue;
     struct sigaction k {};
     k.sa_handler = reinterpret_cast<void (*)(int)>(a.handler.load(std::memory_order_relaxed));
     k.sa_flags = a.flags.load(std::memory_order_relaxed);

@@ -78,6 +78,9 @@ bool active() noexcept;
 
 // Start-up (adopt_main_thread): enables signal management (not in GREEN_THREADS=os mode).
 void enable_main(ShimThread* main) noexcept;
+// Start-up, when fiber-threads have thread identities of their own: turns on the runtime's
+// worker hand-off and gives the kernel the SIGURG handler that receives its requests.
+void enable_handoff() noexcept;
 // pthread_create: the child inherits the creator's mask (call before the child can run).
 void inherit(ShimThread* child) noexcept;
 // On the new fiber-thread's fiber, first thing / last thing.

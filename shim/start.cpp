@@ -124,6 +124,9 @@ int green_main(int argc, char** argv, char** envp) {
   // Thread identities (thread_tcb.hpp): from here on worker 0's scheduler gets its own, and
   // this thread's (the process's main thread) goes to the main fiber.
   bool own_tls = tcb::init(tls_setting);
+  // Fiber-threads that carry their own identity may continue on any OS thread: a worker
+  // stuck in one of them can be handed to a spare thread (runtime/src/machine.hpp).
+  if (own_tls) signals::enable_handoff();
   if (want_stats) {
     g_stats_on = true;  // before any fiber runs: every counted event is counted
     std::atexit(print_stats);
@@ -137,6 +140,7 @@ int green_main(int argc, char** argv, char** envp) {
       ~Done() { tcb::main_fiber_done(); }
     } done;
     try {
+      green::detail::RuntimeExit program;  // the program's code: the worker may be handed off
       return g_main(argc, argv, envp);
     } catch (const ThreadExit&) {
       // pthread_exit from main: the process lives until the last thread is done.

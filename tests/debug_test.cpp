@@ -640,9 +640,15 @@ TEST(DebugOptions, BadValuesAreRejected) {
   for (const char* v : {"-1", "ten", "10ms", "60001", "99999999999"}) {
     expect_rejected("GREEN_SLICE_MS", v);
   }
+  for (const char* v : {"0", "-1", "many", "4x", "100001", "99999999999"}) {
+    expect_rejected("GREEN_MAX_THREADS", v);
+  }
   green::Options o;
   o.slice_ms = 60001;
   EXPECT_THROW(green::resolve_options(o), std::invalid_argument);
+  green::Options m;
+  m.max_threads = 100001;
+  EXPECT_THROW(green::resolve_options(m), std::invalid_argument);
 }
 
 TEST(DebugOptions, GoodValuesAreAccepted) {
@@ -652,6 +658,18 @@ TEST(DebugOptions, GoodValuesAreAccepted) {
   for (const char* v : {"exit", "warn", "off"}) expect_accepted("GREEN_DEADLOCK", v);
   for (const char* v : {"0", "1", "250", "3600000"}) expect_accepted("GREEN_BLOCKED_MS", v);
   for (const char* v : {"0", "1", "10", "60000"}) expect_accepted("GREEN_SLICE_MS", v);
+  for (const char* v : {"1", "4", "256", "100000"}) expect_accepted("GREEN_MAX_THREADS", v);
+  {
+    ScopedEnv s("GREEN_MAX_THREADS", "12");
+    EXPECT_EQ(green::resolve_options({}).max_threads, 12u);
+    green::Options o;
+    o.max_threads = 3;  // the field wins over the environment
+    EXPECT_EQ(green::resolve_options(o).max_threads, 3u);
+  }
+  {
+    ScopedEnv s("GREEN_MAX_THREADS", nullptr);
+    EXPECT_EQ(green::resolve_options({}).max_threads, 256u);
+  }
   {
     ScopedEnv s("GREEN_SLICE_MS", "25");
     EXPECT_EQ(green::resolve_options({}).slice_ms, 25);

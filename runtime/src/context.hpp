@@ -183,6 +183,9 @@ class Context {
   TimePoint timer_deadline_{};
 
   friend class Worker;
+  friend class Machines;
+  friend bool handoff_signal(int, int) noexcept;
+  friend void reattach() noexcept;
 };
 
 // A libuv timer of one worker's loop, lent to a context for one timed wait (owner thread).

@@ -69,6 +69,7 @@ Monitor::Monitor(Runtime* rt, const Options& opts) : rt_(rt), opts_(opts) {
   rt->monitor_ = this;
   thread_ = std::thread([this] {
     run();
+    rt_->machines()->finish();  // every handed-off worker has a machine to tear it down
     rt_->monitor_done_.store(true, std::memory_order_release);  // workers may tear down now
   });
 }
@@ -143,6 +144,7 @@ void Monitor::run() {
 // withdrawn as soon as the worker switches. g_yield_requests counts the workers asked
 // (incremented before the flag is set, so it never drops below the number of flags set).
 void Monitor::check_slices(long elapsed_ms) {
+  rt_->machines()->poll();  // hand-off requests answered since the last check
   std::size_t n = rt_->worker_count();
   slice_dispatches_.resize(n, 0);
   slice_busy_ms_.resize(n, 0);
@@ -162,6 +164,9 @@ void Monitor::check_slices(long elapsed_ms) {
       continue;
     }
     slice_busy_ms_[i] += elapsed_ms;
+    // Two slices and the fiber has not yielded (no interposed call since, or a call the
+    // shim passes through): hand the worker to a spare OS thread (machine.hpp).
+    if (slice_busy_ms_[i] >= 2 * opts_.slice_ms) rt_->machines()->consider(w, d);
     if (slice_busy_ms_[i] < opts_.slice_ms || w->yield_requested_.load(std::memory_order_relaxed))
       continue;
     w->yield_dispatch_.store(d, std::memory_order_relaxed);
@@ -202,9 +207,9 @@ void Monitor::check_blocked(long elapsed_ms) {
     std::fprintf(stderr,
                  "green: worker %zu has run fiber %llu%s%s%s for %ld ms without yielding "
                  "(CPU-bound code, or a blocking call green does not intercept: use "
-                 "green::offload); fibers started on this worker wait for it\n",
+                 "green::offload); fibers started on this worker wait for it%s\n",
                  i, id, name.empty() ? "" : " (\"", name.c_str(), name.empty() ? "" : "\")",
-                 busy_ms_[i]);
+                 busy_ms_[i], rt_->machines()->describe(w).c_str());
     std::fflush(stderr);
     rt_->wake_one(w);  // let an idle worker steal this worker's fibers that have not started
   }
@@ -235,7 +240,8 @@ void Monitor::rescue_sleepers() {
 
 void Monitor::check_deadlock() {
   if (rt_->stopping()) return;
-  bool all_stuck = rt_->global_.empty();
+  // A fiber running detached on a machine of its own (machine.hpp) may still wake others.
+  bool all_stuck = rt_->global_.empty() && rt_->machines()->detached() == 0;
   for (std::size_t i = 0; all_stuck && i < rt_->worker_count(); ++i) {
     Worker* w = rt_->worker(i);
     // seq_cst: read against idle()'s seq_cst stores (stuck_ is set only while sleeping_ is).

@@ -15,6 +15,7 @@ inline constexpr std::size_t kMinStackSize = 16 * 1024;
 inline constexpr std::size_t kMaxStackSize = std::size_t(1) << 30;
 inline constexpr unsigned long kMaxBlockedMs = 3'600'000;
 inline constexpr unsigned long kMaxSliceMs = 60'000;
+inline constexpr unsigned long kMaxThreads = 100'000;
 
 // A size in bytes: decimal digits, optionally followed by K, M or G (binary units, either
 // case) and an optional "iB"/"B" ("64K", "64KiB", "64kb"). False if malformed or overflowing.

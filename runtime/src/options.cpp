@@ -27,6 +27,12 @@ using detail::kMinStackSize;
 constexpr std::size_t kDefaultStack = 256 * 1024;
 constexpr long kDefaultBlockedMs = 1000;
 constexpr long kDefaultSliceMs = 10;
+// OS threads that may run fibers, the workers' own included. A hand-off keeps the stuck fiber
+// on its own thread until it next enters the runtime, so this bounds how many fibers may be
+// stuck at once without holding the others: 256 covers the thread pools of the programs we
+// run (CPython, redis, node, memcached use well under 64), and costs nothing until used (one
+// OS thread per hand-off in flight, ~20 KiB RSS and an 8 MiB virtual stack each).
+constexpr std::size_t kDefaultMaxThreads = 256;
 
 const char* env(const char* name) {
   const char* v = std::getenv(name);
@@ -129,6 +135,20 @@ long resolve_slice_ms(long requested) {
   return long(n);
 }
 
+std::size_t resolve_max_threads(std::size_t requested) {
+  if (requested > detail::kMaxThreads) {
+    throw std::invalid_argument("green: Options::max_threads=" + std::to_string(requested) +
+                                ": expected 1 to 100000");
+  }
+  if (requested != 0) return requested;
+  const char* v = env("GREEN_MAX_THREADS");
+  if (!v) return kDefaultMaxThreads;
+  unsigned long n = 0;
+  if (!detail::parse_uint(v, 1, detail::kMaxThreads, &n))
+    bad("GREEN_MAX_THREADS", v, "an integer from 1 to 100000");
+  return n;
+}
+
 }  // namespace
 
 bool parse_size(const std::string& text, std::size_t* out) {
@@ -155,6 +175,7 @@ Options resolve_options(Options o) {
   }
   if (o.blocked_ms < 0) o.blocked_ms = resolve_blocked_ms();
   o.slice_ms = resolve_slice_ms(o.slice_ms);
+  o.max_threads = resolve_max_threads(o.max_threads);
   return o;
 }
 

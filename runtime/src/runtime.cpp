@@ -107,13 +107,17 @@ void Runtime::run(Task* main) {
   // earlier would run on the same TLS block at the same time.
   Monitor monitor(this, opts_);
   threads_.reserve(workers_.size());
+  std::vector<Machine*> original_ms;  // machine records exist before their threads do
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     Worker* w = workers_[i].get();
-    threads_.emplace_back([w] { w->run(); });
+    Machine* m = machines_.create();
+    original_ms.push_back(m);
+    threads_.emplace_back([w, m] { w->run(m); });
   }
-  workers_[0]->run();
-  for (auto& t : threads_) t.join();
-  threads_.clear();
+  workers_[0]->run(machines_.create());
+  // Every worker has been torn down by the machine running it at stop. The workers' own
+  // threads are joined, unless one is still running a detached fiber (machine.hpp).
+  machines_.wait_all(threads_, std::move(original_ms));
   workers_.clear();  // tears down loops and stacks
   // Tasks never started (spawned but abandoned at exit) still hold the runtime's reference.
   while (Task* t = global_.pop()) t->unref();
@@ -133,6 +137,7 @@ void Runtime::submit(Task* t) {
 void Runtime::stop() noexcept {
   // seq_cst, then notify every worker: a worker either sees stopping_ in idle()'s re-check
   // (after its seq_cst sleeping_ store) or is woken by the notify.
+  machines_.stop();  // before stopping_: see Machines' g_stopped
   stopping_.store(true, std::memory_order_seq_cst);
   if (monitor_) monitor_->wake();
   for (auto& w : workers_) {

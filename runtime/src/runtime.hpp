@@ -24,6 +24,7 @@
 
 #include "green/detail/task.hpp"
 #include "green/options.hpp"
+#include "machine.hpp"
 #include "worker.hpp"
 
 namespace green::detail {
@@ -76,12 +77,14 @@ class Runtime {
   std::atomic<int> nspinning_{0};
   Task* main_ = nullptr;
   std::atomic<std::size_t> exited_{0};  // workers out of their loop (teardown barrier)
+  std::atomic<std::size_t> torn_down_{0};  // workers torn down (Worker::run, wait_all)
   // Set once a thread green did not create parks on or wakes through green primitives: the
   // deadlock report then cannot be sure nobody will wake a fiber.
   std::atomic<bool> foreign_{false};
   // The monitor thread has stopped touching workers (teardown waits for it).
   std::atomic<bool> monitor_done_{true};
   class Monitor* monitor_ = nullptr;
+  Machines* machines() noexcept { return &machines_; }
 
  private:
   static void on_fork_child() noexcept;
@@ -92,6 +95,7 @@ class Runtime {
   std::vector<std::unique_ptr<Worker>> workers_;
   std::vector<std::thread> threads_;
   std::atomic<bool> stopping_{false};
+  Machines machines_{this};  // the OS threads running workers (machine.hpp)
 };
 
 }  // namespace green::detail

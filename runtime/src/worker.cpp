@@ -15,6 +15,7 @@
 
 #include "green/detail/hooks.hpp"
 #include "green/wait_group.hpp"
+#include "machine.hpp"
 #include "runtime.hpp"
 #include "spin.hpp"
 #include "task_state.hpp"
@@ -371,6 +372,7 @@ Context* Worker::context_for(Task* t) {
   // Only a task with a thread identity of its own may migrate: a library fiber shares this
   // worker's TLS, and compiled code may keep TLS addresses across a park (docs/design.md).
   c->migratable_ = t->tp_ != nullptr;
+  if (!c->migratable_) ++nlibrary_;
   return c;
 }
 
@@ -485,6 +487,7 @@ __attribute__((noinline)) void Worker::yield_slow(Context* self) {
 }
 
 void Worker::context_done(Context* ctx) {
+  if (!ctx->migratable_) --nlibrary_;
   ctx->task_ = nullptr;
   tls().task = nullptr;
   bool home = ctx->home_ == this;  // a migrated context goes back to its home's pool
@@ -500,6 +503,7 @@ void Worker::context_done(Context* ctx) {
           if (ctx->stack_.pooled) {  // run it right here: no switch at all
             ctx->task_ = t;
             ctx->migratable_ = t->tp_ != nullptr;  // (false: the TPs are the worker's)
+            if (!ctx->migratable_) ++nlibrary_;
             tls().task = t;
             return;
           }
@@ -698,34 +702,58 @@ void Worker::idle() {
   rt_->nsleeping_.fetch_sub(1, std::memory_order_seq_cst);  // see the Dekker above
 }
 
-void Worker::run() {
+void Worker::run(Machine* m) {
   // Worker 0 runs on the thread that called green::run. When the shim gives that thread's
   // identity (the process's main thread: constructors' TLS, pthread_self) to the main fiber,
   // the scheduler context runs with an identity of its own meanwhile; the FS base is switched
-  // here, around run_loop (noinline, so no TLS address of either side crosses the switch).
+  // here, around the machine's loop (noinline, so no TLS address of either side crosses the
+  // switch). Everything after run_machine uses locals only: by then this worker may run on
+  // another machine, or be torn down.
   char* own = read_tp();
-  own_tp_ = own;
   char* sched_tp = own;
   if (index_ == 0 && g_sched0_tp) {
     sched_tp = g_sched0_tp;
     g_sched0_tp = nullptr;
   }
-  sched_.tp_ = sched_tp;
-  tid_ = raw_gettid();
+  long tid = raw_gettid();
+  Machines& ms = *rt_->machines();
+  m->tid = tid;
+  m->own_tp = own;
+  m->sched_tp = sched_tp;
   if (sched_tp == own) {
-    run_loop();
+    ms.run_machine(m, this);
     return;
   }
-  store_worker_state(sched_tp, this, index_, nullptr, tid_);
+  store_worker_state(sched_tp, this, index_, nullptr, tid);
   write_tp(sched_tp);
   if (g_sched0_entered) g_sched0_entered();
-  run_loop();
-  store_worker_state(own, nullptr, -1, nullptr, tid_);
+  ms.run_machine(m, this);
+  // `own` is the main fiber's identity: another machine may still be finishing the main task
+  // on it (this one may have left as a spare). Restore it only when every worker is torn down.
+  // Acquire: pairs with teardown's release increment.
+  while (rt_->torn_down_.load(std::memory_order_acquire) < rt_->worker_count()) os_yield();
+  store_worker_state(own, nullptr, -1, nullptr, tid);
   write_tp(own);
 }
 
-__attribute__((noinline)) void Worker::run_loop() {
-  install_overflow_handler_on_this_thread();
+bool Worker::run_on(Machine* m) {
+  // Bind: from here on this thread is the worker's (its tid goes into the fibers' glibc
+  // descriptors at switch-in, enter_tp; its scheduler context runs on this thread's stack).
+  tid_ = m->tid;
+  own_tp_ = m->own_tp;
+  sched_.tp_ = m->sched_tp;
+  sched_.state_ = Context::State::kRunning;
+  running_ = &sched_;
+  running_task_.store(nullptr, std::memory_order_relaxed);
+  running_ctx_.store(nullptr, std::memory_order_release);  // pairs with the monitor's acquire
+  dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  // Release: pairs with the monitor's acquire load (Machines::consider): the binding above is
+  // complete before a hand-off of this worker may be asked for.
+  m_.store(m, std::memory_order_release);
+  if (!m->altstack) {
+    install_overflow_handler_on_this_thread();
+    m->altstack = true;
+  }
   {
     // The scheduler context runs on this thread's own stack.
     pthread_attr_t attr;
@@ -740,10 +768,25 @@ __attribute__((noinline)) void Worker::run_loop() {
   // Only now may another worker steal `main` (see Runtime::run): on worker 0 (the process's
   // initial thread) glibc's pthread_getattr_np reads /proc/self/maps through an fd, which must
   // not take a number the program's first open() expects.
-  if (index_ == 0) runq_.push(rt_->main_);
+  if (index_ == 0 && !main_queued_) {
+    main_queued_ = true;
+    runq_.push(rt_->main_);
+  }
   tls_current_ = this;
   tls().worker = index_;
   tls().task = nullptr;
+  return run_loop(m);
+}
+
+bool Worker::has_waiting_work() const noexcept {
+  // Hints from another thread: a stale answer costs one hand-off too many or one check later.
+  return has_pending_work() || !runq_.empty() || !rt_->global_.empty() ||
+         __atomic_load_n(&ready_head_, __ATOMIC_RELAXED) != nullptr ||
+         __atomic_load_n(&loop_.active_handles, __ATOMIC_RELAXED) > 1 ||
+         __atomic_load_n(&loop_.active_reqs.count, __ATOMIC_RELAXED) != 0;
+}
+
+__attribute__((noinline)) bool Worker::run_loop(Machine* m) {
   while (!stopping()) {
     poll(UV_RUN_NOWAIT);
     drain_messages();
@@ -764,17 +807,22 @@ __attribute__((noinline)) void Worker::run_loop() {
     }
     if ((next = next_runnable())) {
       switch_to(next);
+      // Handed off (machine.hpp): this scheduler context was suspended here while machine m
+      // ran a fiber, and the worker went to another machine; m's fiber has just switched back
+      // to it. Nothing of the worker may be touched any more.
+      if (__builtin_expect(m_.load(std::memory_order_relaxed) != m, 0)) return true;
       continue;
     }
     idle();
   }
   // Barrier: no worker closes its loop while another may still run a fiber that could
-  // uv_async_send to it.
+  // uv_async_send to it, nor while a detached fiber may still queue itself (reattaching).
   // acq_rel / acquire: each worker's last loop pass happens before any worker's teardown, and
   // the monitor's last look at the workers before monitor_done_ (release in monitor.cpp).
   rt_->exited_.fetch_add(1, std::memory_order_acq_rel);
-  for (unsigned spins = 1; rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count() ||
-                           !rt_->monitor_done_.load(std::memory_order_acquire);
+  for (unsigned spins = 1;
+       rt_->exited_.load(std::memory_order_acquire) < rt_->worker_count() ||
+       !rt_->monitor_done_.load(std::memory_order_acquire) || Machines::reattaching();
        ++spins) {
     os_yield();
     // A worker asleep in uv_run that missed stop()'s wake-up (the lost wake-up that
@@ -785,8 +833,11 @@ __attribute__((noinline)) void Worker::run_loop() {
     }
   }
   teardown();
+  rt_->torn_down_.fetch_add(1, std::memory_order_release);  // see Worker::run
+  m_.store(nullptr, std::memory_order_relaxed);
   tls_current_ = nullptr;
   tls().worker = -1;
+  return false;
 }
 
 void Worker::teardown() {

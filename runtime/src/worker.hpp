@@ -74,8 +74,18 @@ class Worker {
   // Fork child: this thread no longer runs a worker (its loop and peers are gone).
   static void forget_current_thread() noexcept { tls_current_ = nullptr; }
 
-  // Thread body: runs the loop until the runtime stops, then tears down.
-  void run();
+  // Thread body of the worker's original OS thread: makes it a Machine (machine.hpp) and runs
+  // this worker's loop on it until the runtime stops (then tears down), or until the worker
+  // is handed off; the thread then serves as a spare until the runtime stops.
+  void run(class Machine* m);
+  // On machine m's thread: binds this worker to m (tid, thread pointers, the scheduler context
+  // now on m's stack) and runs its loop. Returns false once the runtime stopped and the
+  // worker is torn down, true if the worker was handed to another machine meanwhile (m's
+  // detached fiber then came back: Machines::requeue).
+  bool run_on(class Machine* m);
+  // Monitor thread (hints): something other than the running fiber waits for this worker:
+  // runnable fibers, messages, unstarted tasks, or loop handles (timers, fd waits, offloads).
+  bool has_waiting_work() const noexcept;
 
   // --- called on this worker's thread, from a fiber --------------------------------------
   // Suspends the running fiber (already recorded as waiting somewhere) and runs others.
@@ -157,6 +167,10 @@ class Worker {
                                                 // (the monitor compares it, never follows it)
   std::atomic<Context*> running_ctx_{nullptr};  // its context (contexts outlive the monitor)
   std::atomic<bool> stuck_{false};              // asleep with no timer, fd wait or request pending
+  // The machine running this worker; nullptr while it is being handed off. Written by the
+  // binding machine (release, run_on) and by the hand-off handler on the old one; read by the
+  // monitor (acquire) and by the old machine's scheduler context to see that it lost it.
+  std::atomic<class Machine*> m_{nullptr};
   // Every context whose home is this worker (dumps, gdb). Changed by the owner thread under
   // all_mu_ (create/destroy); read under it by any worker's dump.
   SpinLock all_mu_;
@@ -245,7 +259,6 @@ class Worker {
   }
   static std::int64_t now_ns() noexcept;
   void teardown();
-  void run_loop();
   void install_overflow_handler_on_this_thread();
   void retire(Context* c);
 
@@ -295,6 +308,13 @@ class Worker {
     return poll_period_elapsed();
   }
   bool poll_period_elapsed() noexcept;
+  bool run_loop(class Machine* m);
+
+  // Started library fibers (tasks without a thread identity) on this worker: they run with
+  // the machine's own thread pointer, so the worker cannot be handed off while any exists.
+  // Owner thread only (the hand-off handler reads it on the owner thread).
+  int nlibrary_ = 0;
+  bool main_queued_ = false;  // worker 0 has queued the runtime's main task
 
   // msg_mu_ guards closed_fds_, cancels_, calls_, accepting_ (a SpinLock: no libc locks
   // under the shim). A leaf lock: nothing else is taken while it is held.
@@ -312,6 +332,8 @@ class Worker {
 
   friend class Context;
   friend class Runtime;
+  friend class Machines;
+  friend bool handoff_signal(int, int) noexcept;
   friend bool enable_thread_pointers(int, long, void (*)(void*)) noexcept;
   friend void* own_thread_pointer(void*) noexcept;
 };

@@ -29,6 +29,8 @@ expect 2 "invalid --stack-size '12'" -- "$greenrun" --stack-size 12 -- true
 expect 2 "invalid --stack-size '2G'" -- "$greenrun" --stack-size 2G -- true
 expect 2 "invalid --blocked-ms '3600001'" -- "$greenrun" --blocked-ms 3600001 -- true
 expect 2 "invalid --threads 'green'" -- "$greenrun" --threads green -- true
+expect 2 "invalid --max-threads '0'" -- "$greenrun" --max-threads 0 -- true
+expect 2 "GREEN_MAX_THREADS" -- env GREEN_MAX_THREADS=lots "$greenrun" -- true
 expect 2 "no program given" -- "$greenrun" --workers 2 --
 expect 127 "cannot execute" -- "$greenrun" -- /nonexistent/program
 # Bad values reaching the preload library directly (not through greenrun's flags).

@@ -12,6 +12,7 @@
 //   deadlock     GREEN_DEADLOCK      exit | warn | off                    exit
 //   blocked_ms   GREEN_BLOCKED_MS    0 (off) .. 3600000                   1000
 //   slice_ms     GREEN_SLICE_MS      0 (off) .. 60000                     10
+//   max_threads  GREEN_MAX_THREADS   1 .. 100000                          256
 //
 // deadlock: when every fiber is parked and no timer, fd wait or offload is pending, print
 // the report and a fiber dump and exit with status 2 (`exit`), only print (`warn`), or do
@@ -21,7 +22,12 @@
 // switching (a CPU-bound loop or a blocking call green does not intercept).
 // slice_ms: a fiber that has run this long without switching is asked to yield at its next
 // interposed call (the shim's hooks; Go's forcePreemptNS is 10 ms), and idle workers are
-// woken to take the runnable fiber-threads queued behind it.
+// woken to take the runnable fiber-threads queued behind it. After two slices without a
+// switch, the worker itself is handed to a spare OS thread (fiber-threads of the shim only:
+// they carry their own thread identity), so its other fibers, timers and fd waits go on while
+// the stuck fiber keeps its own OS thread until it next enters the runtime. 0 turns both off.
+// max_threads: OS threads that may run fibers, the workers' included (spares are started for
+// hand-offs, and retire after 10 s idle); at most `workers` turns hand-off off.
 //
 // stack_guard: `always` puts a PROT_NONE guard page under every stack and fails spawn with
 // green::StackError when the kernel refuses (vm.max_map_count, ~32k guarded stacks at the
@@ -48,6 +54,7 @@ struct Options {
   DeadlockPolicy deadlock = DeadlockPolicy::kDefault;
   long blocked_ms = -1;  // -1: from the environment; 0: off
   long slice_ms = -1;    // -1: from the environment; 0: off
+  std::size_t max_threads = 0;
 };
 
 // Fills every defaulted field from the environment and the defaults. Throws

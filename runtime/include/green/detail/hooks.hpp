@@ -23,9 +23,33 @@ struct ThreadState {
   Task* task = nullptr;  // task running on this OS thread; nullptr in scheduler context
   int bypass = 0;        // > 0 while runtime-internal code runs on a fiber
   int worker = -1;       // worker index, -1 for threads green did not create
+  // Hand-off (runtime/src/machine.hpp). Both live in the TLS block of the code that runs, so
+  // for a fiber-thread they are its own. They are touched only by the thread running that
+  // code and by a signal handler interrupting it on the same thread (relaxed atomics and
+  // signal fences: no other thread ever reads them).
+  //   depth     > 0 while runtime code runs (every hook, the start and end of a thread, the
+  //             scheduler): the hand-off handler never takes a worker away from runtime code.
+  //             Fresh blocks start at 1; only RuntimeExit (the program's own code) sets 0.
+  //   detached  the Machine whose worker was handed off while this fiber ran the program's
+  //             code; the next RuntimeEntry sees it and reattaches (reattach()).
+  std::atomic<int> depth{1};
+  std::atomic<void*> detached{nullptr};
 };
 
 GREEN_API ThreadState& thread_state() noexcept;
+// The same, inline where the caller is compiled into the library that owns the variable
+// (libgreen, and the preload library, which contains the runtime): one %fs-relative address,
+// no call. The hooks' prologue uses it (RuntimeEntry, the shim's mode()).
+#if defined(GREEN_BUILDING_LIBRARY)
+extern __attribute__((tls_model("initial-exec"))) constinit thread_local ThreadState g_thread_state;
+inline ThreadState& this_thread_state() noexcept {
+  return g_thread_state;
+}
+#else
+inline ThreadState& this_thread_state() noexcept {
+  return thread_state();
+}
+#endif
 
 // Per-task thread pointers (runtime/src/thread_pointer.hpp), for the shim's fiber-threads.
 // enable_thread_pointers: call once before the runtime starts, on the thread that will call
@@ -82,6 +106,66 @@ inline bool hooks_active() noexcept {
   ThreadState& s = thread_state();
   return s.task != nullptr && s.bypass == 0;
 }
+
+// Hand-off: a fiber-thread whose worker was handed to another OS thread while it ran the
+// program's code continues on the OS thread it is on, without a worker; reattach() (called by
+// RuntimeEntry/RuntimeExit when ThreadState::detached is set) queues it on a worker again and
+// returns once a worker runs it. Only for fibers with their own thread identity.
+GREEN_API void reattach() noexcept;
+
+// Brackets runtime code entered from the program's code: every shim hook (the generated
+// GREEN_HOOK head). One relaxed load and store each way, plus the detached test.
+class RuntimeEntry {
+ public:
+  RuntimeEntry() noexcept : s_(this_thread_state()) {
+    s_.depth.store(s_.depth.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+    // Signal fence: the hand-off handler (same thread) sees depth > 0 from here on, or it
+    // has already set `detached`, which the load below then sees.
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    if (__builtin_expect(s_.detached.load(std::memory_order_relaxed) != nullptr, 0)) reattach();
+  }
+  ~RuntimeEntry() {
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // runtime work done before depth drops
+    s_.depth.store(s_.depth.load(std::memory_order_relaxed) - 1, std::memory_order_relaxed);
+  }
+  RuntimeEntry(const RuntimeEntry&) = delete;
+  RuntimeEntry& operator=(const RuntimeEntry&) = delete;
+
+ private:
+  ThreadState& s_;
+};
+
+// The opposite bracket, around the program's own code called from runtime code (a thread's
+// start routine, main) and around system calls the shim passes through unchanged (syscall()
+// of a number it does not know): while it lasts, the worker may be handed off. On the way
+// out the runtime depth comes back, and a fiber whose worker went away reattaches first.
+class RuntimeExit {
+ public:
+  RuntimeExit() noexcept
+      : s_(this_thread_state()), saved_(s_.depth.load(std::memory_order_relaxed)) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    s_.depth.store(0, std::memory_order_relaxed);
+  }
+  ~RuntimeExit() {
+    s_.depth.store(saved_, std::memory_order_relaxed);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // as in RuntimeEntry
+    if (__builtin_expect(s_.detached.load(std::memory_order_relaxed) != nullptr, 0)) reattach();
+  }
+  RuntimeExit(const RuntimeExit&) = delete;
+  RuntimeExit& operator=(const RuntimeExit&) = delete;
+
+ private:
+  ThreadState& s_;
+  int saved_;
+};
+
+// The shim's SIGURG handler asks this first (async-signal-safe): true if the signal was the
+// monitor's hand-off request to this OS thread (then it must not reach the program).
+GREEN_API bool handoff_signal(int code, int pid) noexcept;
+// The shim turns hand-off on (before the runtime starts) when fiber-threads have thread
+// identities of their own; `signo` is the request signal (SIGURG), whose kernel handler the
+// shim installs and which calls handoff_signal.
+GREEN_API void enable_handoff(int signo) noexcept;
 
 struct ShimBypass {
   ThreadState& s;
