@@ -158,6 +158,17 @@ int green_main(int argc, char** argv, char** envp) {
       green::detail::Task* t;
       ~Drop() { t->unref(); }
     } drop{t};
+    // If green::run cannot return here (this thread runs a fiber-thread that spins forever
+    // when main returns: runtime/src/machine.hpp), the runtime's last thread exits for us.
+    static decltype(t) s_main = t;
+    green::detail::set_initial_stuck_exit([] {
+      int status = 70;
+      try {
+        status = s_main->take();
+      } catch (...) {
+      }
+      std::exit(status);
+    });
     green::detail::run_main(t, opts);
     return t->take();
   } catch (const std::exception& e) {

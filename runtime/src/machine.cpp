@@ -22,8 +22,18 @@ namespace green::detail {
 
 namespace {
 
-int g_signo = 0;  // the request signal (enable_handoff); 0: hand-off off
-pid_t g_pid = 0;  // this process (the handler checks si_pid)
+constexpr std::int64_t kResendNs = 50'000'000;     // an unanswered request is signalled again
+constexpr std::int64_t kWithdrawNs = 500'000'000;  // ... and withdrawn after this long
+
+std::int64_t now_ns() noexcept {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return std::int64_t(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+}
+
+void (*g_initial_stuck_exit)() = nullptr;  // set_initial_stuck_exit (the shim's, at start-up)
+int g_signo = 0;                           // the request signal (enable_handoff); 0: hand-off off
+pid_t g_pid = 0;                           // this process (the handler checks si_pid)
 
 // Reattach against stop: a reattaching fiber increments g_reattaching, then reads g_stopped;
 // stop() stores g_stopped, then the teardown barrier and wait_all wait for g_reattaching == 0
@@ -42,6 +52,10 @@ long futex(std::atomic<std::uint32_t>* w, int op, std::uint32_t v, const timespe
 }
 
 }  // namespace
+
+void set_initial_stuck_exit(void (*fn)()) noexcept {
+  g_initial_stuck_exit = fn;
+}
 
 void enable_handoff(int signo) noexcept {
   g_signo = signo;
@@ -91,7 +105,16 @@ void Machines::run_machine(Machine* m, Worker* w) {
   }
   nmachines_.fetch_sub(1, std::memory_order_relaxed);
   m->state.store(Machine::kExited, std::memory_order_release);  // wait_all may join now
-  nlive_.fetch_sub(1, std::memory_order_seq_cst);
+  // seq_cst: as every nlive_ change (wait_all reads it).
+  bool last = nlive_.fetch_sub(1, std::memory_order_seq_cst) == 1;
+  if (last && m != initial_ && initial_ && g_initial_stuck_exit) {
+    // Every worker is torn down, and the thread that called green::run -- whose stack holds
+    // Runtime::run and, under the shim, glibc's call of main -- runs a detached fiber that
+    // never entered the runtime again (a thread spinning forever when main returned). Nobody
+    // can return from there: exit the process from here, as that return would have.
+    int s = initial_->state.load(std::memory_order_acquire);  // pairs with the state stores
+    if (s == Machine::kDetached || s == Machine::kFrozen) g_initial_stuck_exit();
+  }
 }
 
 // On m's scheduler stack, right after its detached fiber jumped back (reattach): the fiber's
@@ -174,6 +197,7 @@ void Machines::consider(Worker* w, std::uint64_t d) noexcept {
   }
   m->request_dispatch = d;
   m->request_worker = w;
+  m->request_ns = now_ns();
   // Release: request_dispatch/request_worker are read by the handler after its acquire load.
   m->request.store(Machine::kAsked, std::memory_order_release);
   raw_syscall_ret(SYS_tgkill, g_pid, m->tid, g_signo);
@@ -202,11 +226,16 @@ void Machines::poll() noexcept {
     // Acquire: pairs with the handler's release store (everything m wrote to the worker).
     int r = m->request.load(std::memory_order_acquire);
     if (r == Machine::kAsked) {
-      if (!rt_->stopping()) {
+      std::int64_t age = now_ns() - m->request_ns;
+      if (!rt_->stopping() && age < kWithdrawNs) {
+        // Not answered yet: the thread may not have been scheduled. A signal is never lost,
+        // but a second one costs nothing (the handler answers only once).
+        if (age > kResendNs) raw_syscall_ret(SYS_tgkill, g_pid, m->tid, g_signo);
         ++i;
         continue;
       }
-      // Stopping: withdraw an unanswered request (the handler, if it runs later, sees kNone).
+      // Stopping, or unanswered for too long: withdraw it (a handler that runs later sees
+      // kNone and leaves the signal to the program); the next check may ask again.
       int expect = Machine::kAsked;
       if (m->request.compare_exchange_strong(expect, Machine::kNone, std::memory_order_acq_rel)) {
         pending_.erase(pending_.begin() + long(i));
@@ -340,7 +369,7 @@ bool handoff_signal(int code, int pid) noexcept {
   m->fiber = c;
   st.detached.store(m, std::memory_order_relaxed);
   Worker::forget_current_thread();  // the fiber's copy (its TLS block is the current one)
-  m->state.store(Machine::kDetached, std::memory_order_relaxed);
+  m->state.store(Machine::kDetached, std::memory_order_release);  // see run_machine's end
   Machines& ms = *w->runtime()->machines();
   ms.ndetached_.fetch_add(1, std::memory_order_relaxed);
   ms.nlive_.fetch_sub(1, std::memory_order_seq_cst);
@@ -359,7 +388,7 @@ void reattach() noexcept {
   if (g_stopped.load(std::memory_order_seq_cst)) {
     // The runtime is stopping or gone: this thread runs nothing any more (the process's exit
     // ends it, as it ends a real thread).
-    m->state.store(Machine::kFrozen, std::memory_order_relaxed);
+    m->state.store(Machine::kFrozen, std::memory_order_release);  // see run_machine's end
     g_reattaching.fetch_sub(1, std::memory_order_seq_cst);
     freeze();
   }

@@ -80,6 +80,7 @@ class Machine {
   std::atomic<int> request{kNone};
   std::uint64_t request_dispatch = 0;  // dispatches_ the monitor saw (written before kAsked)
   Worker* request_worker = nullptr;    // the worker asked about
+  std::int64_t request_ns = 0;         // when (monitor thread only: re-send, withdraw)
   // Saved by the handler at hand-off, used by reattach on the same thread.
   boost::context::detail::fcontext_t native = nullptr;
   Context* fiber = nullptr;       // the detached fiber
@@ -113,6 +114,8 @@ class Machines {
   void poll() noexcept;
   // For the blocked-worker report: the hand-off state of w, or "" when hand-off is off.
   std::string describe(Worker* w) const;
+  // The machine of the thread that called green::run (Runtime::run).
+  void set_initial(Machine* m) noexcept { initial_ = m; }
   // Machines detached in a fiber (the deadlock check counts them as running).
   int detached() const noexcept { return ndetached_.load(std::memory_order_relaxed); }
 
@@ -137,7 +140,8 @@ class Machines {
   static constexpr int kSpareIdleMs = 10'000;
 
   Runtime* const rt_;
-  SpinLock lock_;  // leaf
+  Machine* initial_ = nullptr;  // set before any machine thread starts
+  SpinLock lock_;               // leaf
   Machine* spares_ GREEN_GUARDED_BY(lock_) = nullptr;
   std::vector<std::unique_ptr<Machine>> all_ GREEN_GUARDED_BY(lock_);
   std::atomic<int> nmachines_{0};  // machines alive (running, spare or detached)

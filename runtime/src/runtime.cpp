@@ -108,13 +108,15 @@ void Runtime::run(Task* main) {
   Monitor monitor(this, opts_);
   threads_.reserve(workers_.size());
   std::vector<Machine*> original_ms;  // machine records exist before their threads do
+  Machine* initial = machines_.create();
+  machines_.set_initial(initial);
   for (std::size_t i = 1; i < workers_.size(); ++i) {
     Worker* w = workers_[i].get();
     Machine* m = machines_.create();
     original_ms.push_back(m);
     threads_.emplace_back([w, m] { w->run(m); });
   }
-  workers_[0]->run(machines_.create());
+  workers_[0]->run(initial);
   // Every worker has been torn down by the machine running it at stop. The workers' own
   // threads are joined, unless one is still running a detached fiber (machine.hpp).
   machines_.wait_all(threads_, std::move(original_ms));

@@ -17,7 +17,9 @@
  * 6. the bound: 6 spinners at once with SHIM_HANDOFF_MAX_OS_THREADS=N set (greenrun runs with
  *    GREEN_MAX_THREADS): never more than N OS threads run fibers, so /proc/self/status shows
  *    at most N + 6 (monitor, libuv's pool); plainly there are 7 threads at least. Main still
- *    finishes (the spinners stop by themselves after a bounded number of iterations). */
+ *    finishes (the spinners stop by themselves after a bounded number of iterations).
+ * 7. (argument "exit") main returns 7 while a thread spins forever: the process exits at
+ *    once with status 7 and its output flushed (tests/shim/handoff_exit.sh). */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -255,9 +257,33 @@ static void part_bound(void) {
   }
 }
 
+/* --- 7. main returns while a thread spins forever ------------------------------------------- */
+
+static void* forever(void* arg) {
+  (void)arg;
+  atomic_int never = 0;
+  for (;;) spin_until(&never, 1e9);
+  return NULL;
+}
+
+/* The process must exit with main's status (7) at once, as it does with OS threads: under
+ * greenrun with one worker the spinner is detached on the initial thread, whose stack holds
+ * the return of main, so the runtime's last thread exits instead (runtime/src/machine.hpp). */
+static int part_exit(void) {
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, forever, NULL) == 0);
+  sleep_ms(100); /* the spinner runs (and is handed off) meanwhile */
+  printf("handoff exit: main returns 7\n");
+  return 7;
+}
+
 int main(int argc, char** argv) {
   time_limit(120);
   const char* only = argc > 1 ? argv[1] : NULL;
+  if (only && !strcmp(only, "exit")) {
+    time_limit(20);
+    return part_exit();
+  }
   if (!only || !strcmp(only, "spinner")) part_spinner();
   if (!only || !strcmp(only, "busy")) part_busy_wait();
   if (!only || !strcmp(only, "spinlock")) part_spin_lock();

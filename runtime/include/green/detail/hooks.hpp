@@ -166,6 +166,10 @@ GREEN_API bool handoff_signal(int code, int pid) noexcept;
 // identities of their own; `signo` is the request signal (SIGURG), whose kernel handler the
 // shim installs and which calls handoff_signal.
 GREEN_API void enable_handoff(int signo) noexcept;
+// The shim's way out when green::run cannot return: at stop, the thread that called it runs a
+// detached fiber that never enters the runtime again. `fn` (which must not return: it exits
+// the process with main's status) is then called on the last machine to leave.
+GREEN_API void set_initial_stuck_exit(void (*fn)()) noexcept;
 
 struct ShimBypass {
   ThreadState& s;
