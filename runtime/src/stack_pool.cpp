@@ -94,7 +94,7 @@ void StackPool::file(StackChunk* c) {
     v[c->pos] = v.back();
     v[c->pos]->pos = c->pos;
     v.pop_back();
-    if (v.empty()) nonempty_ &= ~(std::uint64_t{1} << (c->list - by_free_));
+    if (v.empty()) nonempty_ &= ~(std::uint64_t{1} << (c->list - by_free_.get()));
   }
   int k = __builtin_popcount(c->free_mask);
   std::vector<StackChunk*>& v = by_free_[k];
@@ -105,7 +105,9 @@ void StackPool::file(StackChunk* c) {
 }
 
 StackPool::StackPool(std::size_t default_size, StackGuard guard)
-    : default_size_(default_size), guard_policy_(guard) {
+    : default_size_(default_size),
+      guard_policy_(guard),
+      by_free_(new std::vector<StackChunk*>[kStacksPerChunk + 1]) {
   static_assert(kStacksPerChunk == 32, "the masks of StackChunk have 32 bits");
   if (guard == StackGuard::kAuto) (void)guard_budget();  // now, not on a fiber's first stack
 }
@@ -151,7 +153,7 @@ void StackPool::free_chunk(StackChunk* c) noexcept {
   v[c->pos] = v.back();
   v[c->pos]->pos = c->pos;
   v.pop_back();
-  if (v.empty()) nonempty_ &= ~(std::uint64_t{1} << (c->list - by_free_));
+  if (v.empty()) nonempty_ &= ~(std::uint64_t{1} << (c->list - by_free_.get()));
   if (c->prev)
     c->prev->next = c->next;
   else

@@ -44,6 +44,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "green/options.hpp"
@@ -92,7 +93,9 @@ class StackPool {
   std::size_t default_size_;  // usable bytes, page multiple
   StackGuard guard_policy_;
   // by_free_[k]: the chunks with k free slots (k = 0: full, kStacksPerChunk: wholly free).
-  std::vector<StackChunk*> by_free_[kStacksPerChunk + 1];
+  // Out of line: a StackPool is a member of Worker, whose later fields other threads touch;
+  // 33 vectors in place would move them by 800 bytes.
+  std::unique_ptr<std::vector<StackChunk*>[]> by_free_;
   std::uint64_t nonempty_ = 0;    // bit k: by_free_[k] is not empty
   std::size_t chunks_ = 0;        // chunks mapped
   std::size_t in_use_ = 0;        // pooled stacks handed out
