@@ -2,6 +2,7 @@
 # demo.sh: green's headline demo. Threads vs processes vs explicit async vs fibers, measured.
 #
 #   scripts/demo.sh [--quick] [--out DIR] [--build-dir DIR] [--no-build] [--duration S]
+#                   [--styles LIST] [--conns LIST] [--echo-only]
 #
 # On a fresh Debian 12 machine it installs what is missing (scripts/deps.sh if present, else
 # apt-get), builds everything (CMake, Release, into build/demo), then:
@@ -17,6 +18,8 @@
 # Writes echo.csv, fib.csv, http.csv, echo.png and summary.txt into the out dir (default
 # build/demo-out). --quick: 100 and 1,000 connections, shorter runs. A row that cannot run
 # says why. Only loopback; every process started here is stopped by PID on exit.
+# Some rows only: --styles threads,fork,libuv,fibers,greenrun (a comma list; no chart then),
+# --conns 1000,... (connection counts), --echo-only (skip the fib and HTTP scenarios).
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -25,6 +28,9 @@ OUT=""
 BUILD="$ROOT/build/demo"
 DO_BUILD=1
 DURATION=""
+ONLY_STYLES=""
+ONLY_CONNS=""
+ECHO_ONLY=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --quick) QUICK=1 ;;
@@ -33,7 +39,10 @@ while [[ $# -gt 0 ]]; do
     --build-dir) BUILD="$2"; shift ;;
     --no-build) DO_BUILD=0 ;;
     --duration) DURATION="$2"; shift ;;
-    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --styles) ONLY_STYLES="$2"; shift ;;
+    --conns) ONLY_CONNS="$2"; shift ;;
+    --echo-only) ECHO_ONLY=1 ;;
+    -h | --help) sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
   esac
   shift
@@ -56,6 +65,20 @@ else
   FIB_N=40
   WRK_D=2
   SETUP=10
+fi
+STYLES=(threads fork libuv fibers greenrun)
+if [[ -n "$ONLY_STYLES" ]]; then
+  IFS=, read -r -a STYLES <<<"$ONLY_STYLES"
+  for st in "${STYLES[@]}"; do
+    [[ " threads fork libuv fibers greenrun " == *" $st "* ]] ||
+      { echo "demo.sh: --styles: unknown style '$st'" >&2; exit 2; }
+  done
+fi
+if [[ -n "$ONLY_CONNS" ]]; then
+  IFS=, read -r -a CONNS <<<"$ONLY_CONNS"
+  for c in "${CONNS[@]}"; do
+    [[ "$c" =~ ^[1-9][0-9]*$ ]] || { echo "demo.sh: --conns: '$c' is not a count" >&2; exit 2; }
+  done
 fi
 
 # ---- process bookkeeping: everything we start is stopped by PID ---------------------------
@@ -183,6 +206,11 @@ start_server() {
   local out=$1
   shift
   SRV_PID="" SRV_PORT="" SRV_WHY=""
+  # Empty the files here, before the server starts: the redirections below happen in the
+  # background child, and until it has opened them the loop would read the previous server's
+  # "listening on" line and hand the load generator a closed port (connect: Connection refused).
+  : >"$out"
+  : >"$out.err"
   "$@" --port 0 >"$out" 2>"$out.err" &
   local pid=$!
   PIDS+=("$pid")
@@ -235,7 +263,6 @@ SUMMARY="$OUT/summary.txt"
 say() { echo "$*" | tee -a "$SUMMARY"; }
 
 # ---- 3. the echo matrix ---------------------------------------------------------------------------
-STYLES=(threads fork libuv fibers greenrun)
 declare -A LABEL=(
   [threads]="OS thread per connection"
   [fork]="process per connection"
@@ -390,7 +417,9 @@ for c in "${CONNS[@]}"; do
 done
 
 # ---- the chart --------------------------------------------------------------------------------------
-if command -v gnuplot >/dev/null; then
+if [[ -n "$ONLY_STYLES" ]]; then
+  log "no chart: only some styles ran (--styles)"
+elif command -v gnuplot >/dev/null; then
   dat="$TMP/echo.dat"
   LEGEND="thread/conn process/conn libuv fibers greenrun"  # one word each, in STYLES order
   {
@@ -440,6 +469,11 @@ plot for [i=2:6] "$dat" index 1 using i:xtic(1) title columnheader(i)
 unset multiplot
 EOF
   [[ -s "$OUT/echo.png" ]] || log "gnuplot failed: $(tail -2 "$TMP/gnuplot.log")"
+fi
+
+if [[ $ECHO_ONLY -eq 1 ]]; then
+  say "measured in $((SECONDS - T_MEASURE)) s (--echo-only); CSV and this summary in $OUT"
+  exit 0
 fi
 
 # ---- 4. the fib scenario ------------------------------------------------------------------------------

@@ -18,6 +18,8 @@
 //
 // Threads: all of this runs on the process's main thread; the counters are relaxed atomics.
 #include <dlfcn.h>
+#include <malloc.h>
+#include <sys/sysinfo.h>
 
 #include <cstdio>
 #include <cstdlib>
@@ -81,6 +83,23 @@ std::size_t main_stack_size(std::size_t fiber_default) {
   return size < fiber_default ? fiber_default : size;
 }
 
+// glibc's malloc gives a thread its own arena at the thread's first allocation, and when it
+// makes its 9th arena it reads /sys/devices/system/cpu/online (get_nprocs) to cap them at 8
+// per CPU: an fd of glibc's that takes the lowest free number for a moment, at a time no
+// program thread chose. Under the shim every fiber-thread identity is a new thread to malloc
+// (the runtime's own allocations on a fiber-thread make its arena), so that read came in the
+// middle of the program (tests/shim/fdreuse.c: a number the program had just closed was not
+// the one its next socketpair got). Set the same cap here, from the same count, unless the
+// user chose one: glibc then never asks again.
+void settle_malloc_arena_limit() {
+  if (std::getenv("MALLOC_ARENA_MAX")) return;
+  const char* tunables = std::getenv("GLIBC_TUNABLES");
+  if (tunables && std::strstr(tunables, "glibc.malloc.arena_max")) return;
+  int n = get_nprocs();
+  if (n < 1) n = 2;                                       // glibc's own fallback
+  mallopt(M_ARENA_MAX, n * (sizeof(long) == 4 ? 2 : 8));  // glibc's NARENAS_FROM_NCORES
+}
+
 int green_main(int argc, char** argv, char** envp) {
   const char* threads = std::getenv("GREEN_THREADS");
   if (threads && *threads) {
@@ -121,6 +140,7 @@ int green_main(int argc, char** argv, char** envp) {
   }
   g_workers = opts.workers;
   g_pid = getpid();
+  settle_malloc_arena_limit();
   // Thread identities (thread_tcb.hpp): from here on worker 0's scheduler gets its own, and
   // this thread's (the process's main thread) goes to the main fiber.
   bool own_tls = tcb::init(tls_setting);

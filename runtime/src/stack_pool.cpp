@@ -64,16 +64,18 @@ std::size_t StackPool::page_size() {
   return page;
 }
 
-std::size_t Stack::usable() const { return guarded ? size - StackPool::page_size() : size; }
+std::size_t Stack::usable() const {
+  return guarded ? size - StackPool::page_size() : size;
+}
 
 // One mapping of kStacksPerChunk slots (see the header for the rules).
 struct StackChunk {
   char* base = nullptr;
   std::size_t bytes = 0;
   std::uint32_t free_mask = 0;   // bit i: slot i is free
-  std::uint32_t init_mask = 0;   // bit i: slot i was handed out before (its guard is decided)
-  std::uint32_t guard_mask = 0;  // bit i: slot i has a guard page
-  std::vector<StackChunk*>* list = nullptr;  // partial_, empty_ or none (all slots used)
+  std::uint32_t init_mask = 0;   // bit i: slot i's guard is decided (set when handed out)
+  std::uint32_t guard_mask = 0;  // bit i: slot i has a guard page (implies init_mask)
+  std::vector<StackChunk*>* list = nullptr;  // the by_free_ bucket holding it
   std::size_t pos = 0;                       // index in *list
   StackChunk* next = nullptr;                // StackPool::all_
   StackChunk* prev = nullptr;
@@ -84,25 +86,28 @@ namespace {
 static_assert(sizeof(std::uint32_t) * 8 >= 32, "one mask bit per slot");
 constexpr std::uint32_t kAllFree = 0xffffffffu;
 
-void list_add(std::vector<StackChunk*>& v, StackChunk* c) {
+}  // namespace
+
+void StackPool::file(StackChunk* c) {
+  if (c->list) {  // out of its old bucket
+    std::vector<StackChunk*>& v = *c->list;
+    v[c->pos] = v.back();
+    v[c->pos]->pos = c->pos;
+    v.pop_back();
+    if (v.empty()) nonempty_ &= ~(std::uint64_t{1} << (c->list - by_free_.get()));
+  }
+  int k = __builtin_popcount(c->free_mask);
+  std::vector<StackChunk*>& v = by_free_[k];
   c->list = &v;
   c->pos = v.size();
   v.push_back(c);
+  nonempty_ |= std::uint64_t{1} << k;
 }
-
-void list_remove(StackChunk* c) {
-  if (!c->list) return;
-  std::vector<StackChunk*>& v = *c->list;
-  v[c->pos] = v.back();
-  v[c->pos]->pos = c->pos;
-  v.pop_back();
-  c->list = nullptr;
-}
-
-}  // namespace
 
 StackPool::StackPool(std::size_t default_size, StackGuard guard)
-    : default_size_(default_size), guard_policy_(guard) {
+    : default_size_(default_size),
+      guard_policy_(guard),
+      by_free_(new std::vector<StackChunk*>[kStacksPerChunk + 1]) {
   static_assert(kStacksPerChunk == 32, "the masks of StackChunk have 32 bits");
   if (guard == StackGuard::kAuto) (void)guard_budget();  // now, not on a fiber's first stack
 }
@@ -137,21 +142,26 @@ StackChunk* StackPool::new_chunk() {
   c->next = all_;
   if (all_) all_->prev = c;
   all_ = c;
-  list_add(empty_, c);
+  file(c);
   ++chunks_;
   free_slots_ += kStacksPerChunk;
   return c;
 }
 
 void StackPool::free_chunk(StackChunk* c) noexcept {
-  list_remove(c);
+  std::vector<StackChunk*>& v = *c->list;
+  v[c->pos] = v.back();
+  v[c->pos]->pos = c->pos;
+  v.pop_back();
+  if (v.empty()) nonempty_ &= ~(std::uint64_t{1} << (c->list - by_free_.get()));
   if (c->prev)
     c->prev->next = c->next;
   else
     all_ = c->next;
   if (c->next) c->next->prev = c->prev;
+  long g = __builtin_popcount(c->guard_mask);  // all free: every guard is a free slot's
+  guarded_free_ -= static_cast<std::size_t>(g);
   if (guard_policy_ == StackGuard::kAuto) {  // only kAuto guards count against the budget
-    long g = __builtin_popcount(c->guard_mask);
     g_guards_used.fetch_sub(g, std::memory_order_relaxed);
     budget_taken_ -= g;
   }
@@ -164,7 +174,43 @@ void StackPool::free_chunk(StackChunk* c) noexcept {
 
 void StackPool::trim() noexcept {
   std::size_t keep = in_use_ > kMinFree ? in_use_ : kMinFree;
-  while (!empty_.empty() && free_slots_ - kStacksPerChunk >= keep) free_chunk(empty_.back());
+  std::vector<StackChunk*>& empty = by_free_[kStacksPerChunk];
+  while (!empty.empty() && free_slots_ - kStacksPerChunk >= keep) free_chunk(empty.back());
+}
+
+void StackPool::tidy() noexcept {
+  // Keeps the first kKeepGuarded guarded free slots met going from the fullest chunk (where
+  // allocation looks first) to the emptiest; every other free slot's guard page becomes
+  // read-write like the usable pages around it, so the kernel merges the slot with its
+  // neighbours (the chunk was one mapping). One mprotect per run of such free slots: it also
+  // covers the usable pages between their guards, which are read-write already. If a call
+  // fails the guards stay: harmless, they are only counted.
+  std::size_t keep = kKeepGuarded;
+  std::size_t slot = default_size_ + page_size();
+  for (std::size_t k = 1; k <= kStacksPerChunk; ++k) {
+    for (StackChunk* c : by_free_[k]) {
+      std::uint32_t m = c->free_mask & c->guard_mask;
+      for (; m && keep; --keep) m &= m - 1;  // keep the lowest ones
+      while (m) {
+        int i = __builtin_ctz(m);
+        std::uint32_t rest = m >> i;
+        int n = ~rest == 0 ? 32 - i : __builtin_ctz(~rest);
+        std::uint32_t run = n == 32 ? kAllFree : ((1u << n) - 1) << i;
+        m &= ~run;
+        if (mprotect(c->base + static_cast<std::size_t>(i) * slot,
+                     static_cast<std::size_t>(n - 1) * slot + page_size(),
+                     PROT_READ | PROT_WRITE) != 0)
+          continue;
+        c->guard_mask &= ~run;
+        c->init_mask &= ~run;  // decided again (and counted again) when handed out
+        guarded_free_ -= static_cast<std::size_t>(n);
+        if (guard_policy_ == StackGuard::kAuto) {
+          g_guards_used.fetch_sub(n, std::memory_order_relaxed);
+          budget_taken_ -= n;
+        }
+      }
+    }
+  }
 }
 
 bool StackPool::guard(Stack& s, bool required) {
@@ -203,13 +249,21 @@ void StackPool::set_guard(Stack& s) {
   }
 }
 
+StackChunk* StackPool::pick_chunk() {
+  // The fullest chunk that has a free slot (buckets 1..kStacksPerChunk - 1), else a wholly
+  // free one, else a new one.
+  constexpr std::uint64_t kPartial =
+      ((std::uint64_t{1} << kStacksPerChunk) - 1) & ~std::uint64_t{1};
+  if (std::uint64_t m = nonempty_ & kPartial) return by_free_[__builtin_ctzll(m)].back();
+  if (!by_free_[kStacksPerChunk].empty()) return by_free_[kStacksPerChunk].back();
+  return new_chunk();
+}
+
 Stack StackPool::allocate(std::size_t size) {
   if (size == 0 || size == default_size_) {
-    // Partly used chunks first, so that wholly free ones stay free (and can be unmapped).
-    StackChunk* c = !partial_.empty() ? partial_.back()
-                    : !empty_.empty() ? empty_.back()
-                                      : new_chunk();
-    int i = __builtin_ctz(c->free_mask);
+    StackChunk* c = pick_chunk();
+    std::uint32_t guarded = c->free_mask & c->guard_mask;  // no mprotect for these
+    int i = __builtin_ctz(guarded ? guarded : c->free_mask);
     std::uint32_t bit = 1u << i;
     Stack s;
     s.size = default_size_ + page_size();
@@ -218,21 +272,16 @@ Stack StackPool::allocate(std::size_t size) {
     s.chunk = c;
     if (c->init_mask & bit) {
       s.guarded = (c->guard_mask & bit) != 0;
+      if (s.guarded) --guarded_free_;
     } else {
       set_guard(s);  // may throw (kAlways): the slot stays free
       c->init_mask |= bit;
       if (s.guarded) c->guard_mask |= bit;
     }
-    bool was_empty = c->free_mask == kAllFree;
     c->free_mask &= ~bit;
     --free_slots_;
     ++in_use_;
-    if (was_empty) {
-      list_remove(c);
-      if (c->free_mask != 0) list_add(partial_, c);
-    } else if (c->free_mask == 0) {
-      list_remove(c);
-    }
+    file(c);
     return s;
   }
   // Odd size: a mapping of its own, unmapped on release.
@@ -256,23 +305,28 @@ Stack StackPool::allocate(std::size_t size) {
 void StackPool::release(Stack s) noexcept {
   if (s.pooled) {
     // Stacks come back here only when their Context is retired (the context pool is full):
-    // give the memory back at once, keep the slot (and its guard) for the next allocation.
+    // give the memory back at once, keep the slot for the next allocation.
     StackChunk* c = s.chunk;
     std::size_t g = s.guarded ? page_size() : 0;
     sanitizer_forget_stack(s.base + g, s.size - g);
     madvise(s.base + g, s.size - g, MADV_DONTNEED);
-    std::uint32_t bit = 1u << ((s.base - c->base) / s.size);
-    bool was_full = c->free_mask == 0;
-    c->free_mask |= bit;
+    int i = static_cast<int>((s.base - c->base) / s.size);
+    c->free_mask |= 1u << i;
     ++free_slots_;
     --in_use_;
-    if (c->free_mask == kAllFree) {
-      list_remove(c);
-      list_add(empty_, c);
-    } else if (was_full) {
-      list_add(partial_, c);
+    if (s.guarded) ++guarded_free_;
+    file(c);
+    std::size_t keep = in_use_ > kMinFree ? in_use_ : kMinFree;
+    if (c->free_mask == kAllFree && free_slots_ - kStacksPerChunk >= keep) {
+      free_chunk(c);  // (trim() would take it first: it is the last wholly free chunk filed)
+      return;
     }
-    if (!empty_.empty()) trim();  // in_use_ dropped: an earlier empty chunk may go now
+    if (nonempty_ & (std::uint64_t{1} << kStacksPerChunk)) trim();  // in_use_ dropped
+    // More guarded free slots than a quarter of the stacks in use (plus twice the allowance):
+    // unguard the excess. Geometric: while use falls from N this runs about log_1.25(N) times
+    // (each time use fell by a fifth), and a pool that only churns at a steady level never
+    // gets here.
+    if (guarded_free_ > 2 * kKeepGuarded + in_use_ / 4) tidy();
   } else {
     sanitizer_forget_stack(s.base, s.size);
     munmap(s.base, s.size);

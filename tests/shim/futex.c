@@ -16,18 +16,6 @@ static long futex6(void* w, int op, unsigned val, const struct timespec* ts, voi
   return syscall(SYS_futex, w, op, val, ts, w2, val3);
 }
 
-static struct timespec abs_in(clockid_t clk, long ms) {
-  struct timespec ts;
-  clock_gettime(clk, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
-
 #define EXPECT_ERR(call, err)                                                                    \
   do {                                                                                           \
     errno = 0;                                                                                   \

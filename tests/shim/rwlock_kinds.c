@@ -9,25 +9,13 @@
 
 static pthread_rwlock_t g_rw;
 
-static struct timespec abs_in_ms(clockid_t clk, long ms) {
-  struct timespec ts;
-  clock_gettime(clk, &ts);
-  ts.tv_sec += ms / 1000;
-  ts.tv_nsec += (ms % 1000) * 1000000L;
-  if (ts.tv_nsec >= 1000000000L) {
-    ts.tv_sec++;
-    ts.tv_nsec -= 1000000000L;
-  }
-  return ts;
-}
-
 static void* other_thread_tries(void* arg) {
   (void)arg;
   CHECK(pthread_rwlock_tryrdlock(&g_rw) == EBUSY);
   CHECK(pthread_rwlock_trywrlock(&g_rw) == EBUSY);
-  struct timespec ts = abs_in_ms(CLOCK_REALTIME, 30);
+  struct timespec ts = abs_in(CLOCK_REALTIME, 30);
   CHECK(pthread_rwlock_timedrdlock(&g_rw, &ts) == ETIMEDOUT);
-  ts = abs_in_ms(CLOCK_MONOTONIC, 30);
+  ts = abs_in(CLOCK_MONOTONIC, 30);
   CHECK(pthread_rwlock_clockwrlock(&g_rw, CLOCK_MONOTONIC, &ts) == ETIMEDOUT);
   return NULL;
 }
@@ -37,10 +25,10 @@ static void check_edeadlk(void) {
   CHECK(pthread_rwlock_wrlock(&g_rw) == 0);
   CHECK(pthread_rwlock_wrlock(&g_rw) == EDEADLK);
   CHECK(pthread_rwlock_rdlock(&g_rw) == EDEADLK);
-  struct timespec ts = abs_in_ms(CLOCK_REALTIME, 10);
+  struct timespec ts = abs_in(CLOCK_REALTIME, 10);
   CHECK(pthread_rwlock_timedwrlock(&g_rw, &ts) == EDEADLK);
   CHECK(pthread_rwlock_timedrdlock(&g_rw, &ts) == EDEADLK);
-  ts = abs_in_ms(CLOCK_MONOTONIC, 10);
+  ts = abs_in(CLOCK_MONOTONIC, 10);
   CHECK(pthread_rwlock_clockrdlock(&g_rw, CLOCK_MONOTONIC, &ts) == EDEADLK);
   CHECK(pthread_rwlock_clockwrlock(&g_rw, CLOCK_MONOTONIC, &ts) == EDEADLK);
   /* glibc checks the clock and the timeout's validity first, then EDEADLK */
@@ -121,7 +109,7 @@ static void check_queued_writer(int kind, int expect_new_reader) {
   CHECK(got == expect_new_reader);
   if (expect_new_reader == EBUSY) {
     /* a timed reader from this very thread (which holds a read lock: non-recursive kind) */
-    struct timespec ts = abs_in_ms(CLOCK_REALTIME, 30);
+    struct timespec ts = abs_in(CLOCK_REALTIME, 30);
     CHECK(pthread_rwlock_timedrdlock(&g_rw, &ts) == ETIMEDOUT);
   }
   CHECK(atomic_load(&g_writer_state) == 1);
