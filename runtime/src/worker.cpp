@@ -22,7 +22,8 @@
 
 namespace green::detail {
 
-__attribute__((tls_model("initial-exec"))) thread_local Worker* Worker::tls_current_ = nullptr;
+__attribute__((tls_model("initial-exec"))) constinit thread_local Worker* Worker::tls_current_ =
+    nullptr;
 
 TpConfig g_tp;
 std::atomic<unsigned> g_yield_requests{0};
