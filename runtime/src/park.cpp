@@ -169,10 +169,14 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
                                         std::memory_order_relaxed))
     return false;
   if (c) {
-    if (!Worker::current()) {
-      c->worker()->runtime()->foreign_.store(true, std::memory_order_relaxed);
+    Worker* self = Worker::current();
+    Worker* wk = c->worker();
+    if (wk == self) {
+      wk->make_ready_local(c);  // the poller's and the sync primitives' usual case
+    } else {
+      if (!self) wk->runtime()->foreign_.store(true, std::memory_order_relaxed);
+      wk->make_ready_remote(c);
     }
-    c->worker()->make_ready(c);
   } else {
     futex_wake(&w->state);
   }

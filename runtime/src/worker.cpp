@@ -166,15 +166,7 @@ bool Worker::drain_inbox() {
   return any;
 }
 
-void Worker::make_ready(Context* c) noexcept {
-  if (tls_current_ == this) {
-    push_ready(c);
-    // From a libuv callback: uv_run(UV_RUN_ONCE) runs due timers *before* it polls and would
-    // then block in epoll_wait with this fiber ready (libuv only skips the block for pending
-    // callbacks). uv_stop makes that poll non-blocking.
-    if (in_uv_run_) uv_stop(&loop_);
-    return;
-  }
+void Worker::make_ready_remote(Context* c) noexcept {
   if (c->wake_direct_.load(std::memory_order_relaxed)) {
     // Migratable, unpinned, no timer: straight onto the shared queue, where an idle worker may
     // take it if this one is busy in a fiber (state_ is left to this worker's thread).
@@ -375,8 +367,7 @@ Context* Worker::context_for(Task* t) {
   return c;
 }
 
-Context* Worker::next_runnable() {
-  if (Context* c = pop_ready()) return c;
+Context* Worker::next_runnable_slow() {
   if (drain_inbox()) return pop_ready();
   while (Task* t = pop_task()) {
     if (Context* c = context_for(t)) return c;

@@ -89,8 +89,26 @@ class Worker {
   void context_done(Context* ctx);
 
   // --- any thread -------------------------------------------------------------------------
-  // Makes a parked fiber of this worker runnable.
-  void make_ready(Context* c) noexcept;
+  // Makes a parked fiber of this worker runnable. Inline: the wake from this worker's own
+  // thread (poller, timers, the sync primitives) is on every echo round trip.
+  void make_ready(Context* c) noexcept {
+    if (tls_current_ == this) {
+      make_ready_local(c);
+    } else {
+      make_ready_remote(c);
+    }
+  }
+  // make_ready() on this worker's own thread.
+  void make_ready_local(Context* c) noexcept {
+    push_ready(c);
+    // From a libuv callback: uv_run(UV_RUN_ONCE) runs due timers *before* it polls and would
+    // then block in epoll_wait with this fiber ready (libuv only skips the block for pending
+    // callbacks). uv_stop makes that poll non-blocking; it is exactly this store (uv-common.c),
+    // written here to save a call per wake.
+    if (in_uv_run_) loop_.stop_flag = 1;
+  }
+  // make_ready() from any other thread (out of line).
+  void make_ready_remote(Context* c) noexcept;
   // A context of this home finished its task elsewhere (lock-free; any thread).
   void post_return(Context* c) noexcept;
   // Queues an unstarted task here (owner thread) or on the global queue.
@@ -189,7 +207,13 @@ class Worker {
   static constexpr std::size_t kMaxPooledContexts = 1024;
   static constexpr int kStartBatch = 32;  // new tasks started per scheduler pass (run())
 
-  Context* next_runnable();       // ready fiber, or a context bound to a new task, or nullptr
+  // A ready fiber, or a context bound to a new task, or nullptr. The ready queue inline (every
+  // park), the inbox and new tasks out of line.
+  Context* next_runnable() {
+    if (Context* c = pop_ready()) return c;
+    return next_runnable_slow();
+  }
+  Context* next_runnable_slow();
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
   Task* pop_task();
   void push_ready(Context* c) {
