@@ -440,14 +440,31 @@ void Worker::yield_to_loop() {
 
 void Worker::yield_current() {
   Context* self = running_;
+  Context* next = ready_head_;
   // Fast path: another started fiber is ready, no unstarted task waits (they go first, see
   // below), nothing arrived from other threads and no poll is due. Plain loads only.
-  if (__builtin_expect(ready_head_ != nullptr && poll_countdown_ > 1 && runq_.empty() &&
+  if (__builtin_expect(next != nullptr && poll_countdown_ > 1 && runq_.empty() &&
                            rt_->global_.size() == 0 && !inbox_.load(std::memory_order_relaxed),
                        1)) {
     --poll_countdown_;
-    Context* next = pop_ready();
-    push_ready(self);
+    if (__builtin_expect(self->migratable_ || shared_n_.load(std::memory_order_relaxed) != 0, 0)) {
+      next = pop_ready();  // may alternate with shared_
+      push_ready(self);    // a migratable fiber goes to shared_
+    } else {
+      // pop_ready() + push_ready(self) as one rotation of ready_: next leaves the head, self
+      // joins the tail.
+      next->dequeue_check();
+      self->enqueue_check();
+      self->state_ = Context::State::kReady;
+      self->next_ = nullptr;
+      if (Context* second = next->next_) {
+        ready_head_ = second;
+        ready_tail_->next_ = self;
+      } else {
+        ready_head_ = self;
+      }
+      ready_tail_ = self;
+    }
     switch_to(next);
     return;
   }
