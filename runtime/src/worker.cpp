@@ -465,7 +465,7 @@ void Worker::yield_current() {
       }
       ready_tail_ = self;
     }
-    switch_to(next);
+    switch_away(self, next);  // next came off ready_: never the running context
     return;
   }
   yield_slow(self);

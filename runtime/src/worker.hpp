@@ -133,11 +133,16 @@ class Worker {
       self->state_ = Context::State::kRunning;
       return;
     }
+    switch_away(self, next);
+  }
+  // switch_to for a `next` that is not the running context `self`.
+  __attribute__((always_inline)) void switch_away(Context* self, Context* next) {
+    Task* task = next->task_;  // once: the stores below may alias it as far as GCC knows
     running_ = next;
     next->state_ = Context::State::kRunning;
-    tls().task = next->task_;
+    tls().task = task;
     dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    running_task_.store(next->task_, std::memory_order_relaxed);
+    running_task_.store(task, std::memory_order_relaxed);
     running_ctx_.store(next, std::memory_order_release);  // pairs with the monitor's acquire
     self->jump(next);
   }
