@@ -226,6 +226,9 @@ void duplicated(int from, int to, bool) noexcept {
   dst->snd_ns.store(src->snd_ns.load(std::memory_order_relaxed), std::memory_order_relaxed);
   src->set(kShared);
   dst->fl.store(-1, std::memory_order_relaxed);
+  // No read on this number yet (its next wait registers it anew, so the kernel reports
+  // what is queued already).
+  dst->drained.store(0, std::memory_order_relaxed);
   dst->bits.store((src->load() & ~(kWaited | kInherited | kToggle)) | kShared,
                   std::memory_order_relaxed);
   green::io::forget(to);

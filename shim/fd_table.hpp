@@ -26,9 +26,10 @@
 //   fl/fl_epoch  the description's F_GETFL as last seen (-1: unknown) and the epoch it was
 //                read in. F_SETFL/FIONBIO through the shim invalidate it (and bump the epoch
 //                for shared entries).
-//   kDrained     a fiber's read on a kByteStream socket returned less than it asked for: the
+//   drained      a fiber's read on a kByteStream socket returned less than it asked for: the
 //                receive queue was empty at that instant, so the next read waits for the
 //                next edge first instead of failing with EAGAIN (libuv's UV_HANDLE_READ_PARTIAL).
+//                A byte of its own, not a bit of `bits` (see FdEntry::drained).
 //   waited       io::wait registered the fd with a worker's epoll set: close() must go
 //                through green::io::close so waiters wake and registrations are dropped.
 //   rcv/snd_ns   SO_RCVTIMEO / SO_SNDTIMEO in nanoseconds (0: none), applied to fiber waits;
@@ -59,7 +60,6 @@ enum Bits : std::uint32_t {
   kNoNowait = 1u << 9,
   kToggle = 1u << 10,
   kByteStream = 1u << 11,  // SOCK_STREAM socket (not SEQPACKET: a short read there is a record)
-  kDrained = 1u << 12,     // the last fiber read returned less than asked (see hook_io.cpp)
 };
 
 struct FdEntry {
@@ -68,6 +68,17 @@ struct FdEntry {
   std::atomic<std::int64_t> snd_ns{0};
   std::atomic<std::int32_t> fl{-1};
   std::atomic<std::uint32_t> fl_epoch{0};
+  // The last fiber read on this kByteStream socket returned less than it asked for (hook_io.cpp
+  // wait_if_drained / note_read). Why it is safe to wait for the next edge on it: that read
+  // emptied the receive queue, so every byte queued since raised an edge (EPOLLET fires on
+  // every arrival), which either is still recorded in the poller's ready flag or woke a
+  // waiter whose read then wrote this byte again. Written only by note_read, after every
+  // read that returned data, with a plain relaxed store when its value changes (a byte of
+  // its own: no locked RMW on `bits`, whose other bits other threads change). A reader of
+  // the fd is the only writer in practice; fibers reading one stream socket concurrently
+  // already get their bytes in an unspecified split, and may see the other's hint (one
+  // EAGAIN too many, or a wait for the next edge).
+  std::atomic<std::uint8_t> drained{0};
 
   std::uint32_t load() const noexcept { return bits.load(std::memory_order_relaxed); }
   void set(std::uint32_t b) noexcept { bits.fetch_or(b, std::memory_order_relaxed); }
@@ -76,6 +87,7 @@ struct FdEntry {
     rcv_ns.store(0, std::memory_order_relaxed);
     snd_ns.store(0, std::memory_order_relaxed);
     fl.store(-1, std::memory_order_relaxed);
+    drained.store(0, std::memory_order_relaxed);
     bits.store(b, std::memory_order_relaxed);
   }
 };

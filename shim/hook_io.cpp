@@ -312,11 +312,11 @@ void note_rights(const msghdr* msg, bool received) {
 // skips the read that would fail with EAGAIN. A FIN or error after the data is sticky in the
 // poller, so it never parks on them. The wait's EAGAIN (O_NONBLOCK description, timeout) falls
 // through to the real call, which decides.
-bool wait_if_drained(IoCall& c, size_t n) {
-  if (!c.nowait || n == 0) return true;
-  std::uint32_t b = c.entry->load();
-  if ((b & (fds::kByteStream | fds::kDrained)) != (fds::kByteStream | fds::kDrained)) return true;
-  c.entry->clear(fds::kDrained);
+// The hint is not cleared here: the read that follows rewrites it (note_read), and when the
+// wait fails or that read returns no data, the queue is still as the last read left it (an
+// EAGAIN read: empty; EOF and errors: sticky in the poller, so a wait returns at once).
+__attribute__((noinline)) bool wait_drained(IoCall& c) {
+  if (!(c.entry->load() & fds::kByteStream)) return true;
   ErrnoGuard g;
   if (wait_ready(c) || errno == EAGAIN) {
     g.restore();
@@ -325,13 +325,23 @@ bool wait_if_drained(IoCall& c, size_t n) {
   return false;  // EBADF (closed meanwhile), EINTR (cancelled): errno set
 }
 
-void note_read(IoCall& c, ssize_t r, size_t n) {
+// Inline: two tests on every fiber read.
+[[gnu::always_inline]] inline bool wait_if_drained(IoCall& c, size_t n) {
+  if (!c.nowait || n == 0 || !c.entry->drained.load(std::memory_order_relaxed)) return true;
+  return wait_drained(c);
+}
+
+__attribute__((noinline)) void set_drained(IoCall& c, std::uint8_t drained) {
+  if (c.entry->load() & fds::kByteStream)
+    c.entry->drained.store(drained, std::memory_order_relaxed);
+}
+
+// Inline: on a stream that keeps its pattern (every read short, or every read full) the hint
+// does not change and this is a load and a compare.
+[[gnu::always_inline]] inline void note_read(IoCall& c, ssize_t r, size_t n) {
   if (r <= 0 || !c.nowait) return;
-  std::uint32_t b = c.entry->load();
-  if (!(b & fds::kByteStream)) return;
-  bool drained = static_cast<size_t>(r) < n;
-  if (drained && !(b & fds::kDrained)) c.entry->set(fds::kDrained);
-  if (!drained && (b & fds::kDrained)) c.entry->clear(fds::kDrained);
+  std::uint8_t drained = static_cast<size_t>(r) < n;
+  if (c.entry->drained.load(std::memory_order_relaxed) != drained) set_drained(c, drained);
 }
 
 ssize_t read_impl(int fd, void* buf, size_t n) {

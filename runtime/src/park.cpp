@@ -48,7 +48,7 @@ void futex_wake(std::atomic<std::uint32_t>* addr) {
   raw_syscall_ret(SYS_futex, sc_arg(addr), FUTEX_WAKE_PRIVATE, 1);
 }
 
-WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
+__attribute__((noinline)) WakeReason park_thread(Waiter& w, TimePoint deadline, Unlocker unlock) {
   w.context = nullptr;
   if (Runtime* rt = Runtime::current()) rt->foreign_.store(true, std::memory_order_relaxed);
   unlock();
@@ -101,25 +101,19 @@ void SpinLock::lock_slow() noexcept {
   }
 }
 
-WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptible) noexcept {
-  Worker* wk = Worker::current();
-  Task* t = tls().task;
-  if (!wk || !t) return park_thread(w, deadline, unlock);
-
-  TaskState& ts = task_state(t);
-  if (ts.waiter) nested_park(t);
-  Context* c = wk->running();
-  c->state_ = Context::State::kParked;  // before any wake can push us on a queue
-  w.context = c;
+// park()'s continuation when the wait has a deadline (its own or the fiber's scoped one) or
+// a cancel or interrupt is already pending: out of line, so the common wait (no deadline,
+// nothing pending: every fd wait and lock wait) runs in a small frame. Entered with the
+// context marked parked and ts.waiter set, exactly where park() would continue.
+static __attribute__((noinline)) WakeReason park_slow(Worker* wk, Context* c, TaskState& ts,
+                                                      Waiter& w, TimePoint deadline,
+                                                      Unlocker unlock,
+                                                      bool interruptible) noexcept {
   bool scoped = false;
   if (interruptible && ts.deadline < deadline) {
     deadline = ts.deadline;
     scoped = true;
   }
-  // Recorded for cancel() (interruptible waits only) and for dumps. A cancel() after this
-  // check reaches us through our worker (Worker::post_cancel).
-  w.interruptible = interruptible;
-  ts.waiter = &w;
   if (interruptible && ts.cancel_pending.load(std::memory_order_relaxed)) {
     wake(&w, WakeReason::kCancelled);
   }
@@ -159,6 +153,40 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   return r;
 }
 
+WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptible) noexcept {
+  Worker* wk = Worker::current();
+  Task* t = tls().task;
+  if (!wk || !t) return park_thread(w, deadline, unlock);
+
+  TaskState& ts = task_state(t);
+  if (ts.waiter) nested_park(t);
+  Context* c = wk->running();
+  c->state_ = Context::State::kParked;  // before any wake can push us on a queue
+  w.context = c;
+  // Recorded for cancel() (interruptible waits only) and for dumps. A cancel() after this
+  // point reaches us through our worker (Worker::post_cancel).
+  w.interruptible = interruptible;
+  ts.waiter = &w;
+  // A deadline to arm, or a cancel or interrupt already pending (the same loads, in the same
+  // order after the ts.waiter store, as park_slow's checks): park_slow.
+  bool slow = deadline != kNoDeadline ||
+              (interruptible &&
+               (ts.deadline != kNoDeadline || ts.cancel_pending.load(std::memory_order_relaxed)));
+  // seq_cst: as park_slow's load of the interrupt_task() flag (see there).
+  if (!slow && interruptible) slow = ts.interrupt_pending.load(std::memory_order_seq_cst);
+  if (__builtin_expect(slow, 0)) return park_slow(wk, c, ts, w, deadline, unlock, interruptible);
+  // Before unlock(): a waker on another thread takes the lock we release, then reads it.
+  c->wake_direct_.store(c->may_move(), std::memory_order_relaxed);
+  unlock();
+  // Even if already woken we switch (see park_slow).
+  wk->park_current();
+  // Resumed (no timer was armed; perhaps on another worker, for a migratable fiber).
+  ts.waiter = nullptr;
+  WakeReason r = w.reason();
+  if (r == WakeReason::kCancelled) ts.cancel_pending.store(false, std::memory_order_relaxed);
+  return r;
+}
+
 bool wake(Waiter* w, WakeReason reason) noexcept {
   if (w->owner) w = w->owner;
   std::uint32_t expected = 0;
@@ -169,10 +197,14 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
                                         std::memory_order_relaxed))
     return false;
   if (c) {
-    if (!Worker::current()) {
-      c->worker()->runtime()->foreign_.store(true, std::memory_order_relaxed);
+    Worker* self = Worker::current();
+    Worker* wk = c->worker();
+    if (wk == self) {
+      wk->make_ready_local(c);  // the poller's and the sync primitives' usual case
+    } else {
+      if (!self) wk->runtime()->foreign_.store(true, std::memory_order_relaxed);
+      wk->make_ready_remote(c);
     }
-    c->worker()->make_ready(c);
   } else {
     futex_wake(&w->state);
   }

@@ -129,15 +129,17 @@ class Poller {
   struct Entry {
     int fd;
     std::uint32_t gen;
-    bool rd_ready = false;  // an edge arrived that no reader consumed yet
-    bool wr_ready = false;
-    // Sticky states: after EPOLLRDHUP reads never block again (they return 0), after
-    // EPOLLHUP/EPOLLERR nothing blocks; no further edge would come for them.
-    bool rd_hup = false;
-    bool hup = false;
+    // kRdReady/kWrReady: an edge arrived that no reader/writer consumed yet. Sticky states:
+    // after EPOLLRDHUP (kRdHup) reads never block again (they return 0), after
+    // EPOLLHUP/EPOLLERR (kHup) nothing blocks; no further edge would come for them. One byte,
+    // so a wait tests every state that answers its direction with one load and mask.
+    std::uint8_t state = 0;
     WaitList readers;
     WaitList writers;
   };
+  static constexpr std::uint8_t kRdReady = 1, kWrReady = 2, kRdHup = 4, kHup = 8;
+  static constexpr std::uint8_t kRdAnswers = kRdReady | kRdHup | kHup;  // a read won't block
+  static constexpr std::uint8_t kWrAnswers = kWrReady | kHup;           // a write won't block
   static void on_epoll(uv_poll_t* h, int status, int events);
   // The registration for fd's current generation: the common case (registered, same
   // generation) inline, everything else in entry_for.

@@ -23,7 +23,8 @@
 
 namespace green::detail {
 
-__attribute__((tls_model("initial-exec"))) thread_local Worker* Worker::tls_current_ = nullptr;
+__attribute__((tls_model("initial-exec"))) constinit thread_local Worker* Worker::tls_current_ =
+    nullptr;
 
 TpConfig g_tp;
 std::atomic<unsigned> g_yield_requests{0};
@@ -166,15 +167,7 @@ bool Worker::drain_inbox() {
   return any;
 }
 
-void Worker::make_ready(Context* c) noexcept {
-  if (tls_current_ == this) {
-    push_ready(c);
-    // From a libuv callback: uv_run(UV_RUN_ONCE) runs due timers *before* it polls and would
-    // then block in epoll_wait with this fiber ready (libuv only skips the block for pending
-    // callbacks). uv_stop makes that poll non-blocking.
-    if (in_uv_run_) uv_stop(&loop_);
-    return;
-  }
+void Worker::make_ready_remote(Context* c) noexcept {
   if (c->wake_direct_.load(std::memory_order_relaxed)) {
     // Migratable, unpinned, no timer: straight onto the shared queue, where an idle worker may
     // take it if this one is busy in a fiber (state_ is left to this worker's thread).
@@ -376,8 +369,7 @@ Context* Worker::context_for(Task* t) {
   return c;
 }
 
-Context* Worker::next_runnable() {
-  if (Context* c = pop_ready()) return c;
+Context* Worker::next_runnable_slow() {
   if (drain_inbox()) return pop_ready();
   while (Task* t = pop_task()) {
     if (Context* c = context_for(t)) return c;
@@ -450,15 +442,32 @@ void Worker::yield_to_loop() {
 
 void Worker::yield_current() {
   Context* self = running_;
+  Context* next = ready_head_;
   // Fast path: another started fiber is ready, no unstarted task waits (they go first, see
   // below), nothing arrived from other threads and no poll is due. Plain loads only.
-  if (__builtin_expect(ready_head_ != nullptr && poll_countdown_ > 1 && runq_.empty() &&
+  if (__builtin_expect(next != nullptr && poll_countdown_ > 1 && runq_.empty() &&
                            rt_->global_.size() == 0 && !inbox_.load(std::memory_order_relaxed),
                        1)) {
     --poll_countdown_;
-    Context* next = pop_ready();
-    push_ready(self);
-    switch_to(next);
+    if (__builtin_expect(self->migratable_ || shared_n_.load(std::memory_order_relaxed) != 0, 0)) {
+      next = pop_ready();  // may alternate with shared_
+      push_ready(self);    // a migratable fiber goes to shared_
+    } else {
+      // pop_ready() + push_ready(self) as one rotation of ready_: next leaves the head, self
+      // joins the tail.
+      next->dequeue_check();
+      self->enqueue_check();
+      self->state_ = Context::State::kReady;
+      self->next_ = nullptr;
+      if (Context* second = next->next_) {
+        ready_head_ = second;
+        ready_tail_->next_ = self;
+      } else {
+        ready_head_ = self;
+      }
+      ready_tail_ = self;
+    }
+    switch_away(self, next);  // next came off ready_: never the running context
     return;
   }
   yield_slow(self);

@@ -99,8 +99,26 @@ class Worker {
   void context_done(Context* ctx);
 
   // --- any thread -------------------------------------------------------------------------
-  // Makes a parked fiber of this worker runnable.
-  void make_ready(Context* c) noexcept;
+  // Makes a parked fiber of this worker runnable. Inline: the wake from this worker's own
+  // thread (poller, timers, the sync primitives) is on every echo round trip.
+  void make_ready(Context* c) noexcept {
+    if (tls_current_ == this) {
+      make_ready_local(c);
+    } else {
+      make_ready_remote(c);
+    }
+  }
+  // make_ready() on this worker's own thread.
+  void make_ready_local(Context* c) noexcept {
+    push_ready(c);
+    // From a libuv callback: uv_run(UV_RUN_ONCE) runs due timers *before* it polls and would
+    // then block in epoll_wait with this fiber ready (libuv only skips the block for pending
+    // callbacks). uv_stop makes that poll non-blocking; it is exactly this store (uv-common.c),
+    // written here to save a call per wake.
+    if (in_uv_run_) loop_.stop_flag = 1;
+  }
+  // make_ready() from any other thread (out of line).
+  void make_ready_remote(Context* c) noexcept;
   // A context of this home finished its task elsewhere (lock-free; any thread).
   void post_return(Context* c) noexcept;
   // Queues an unstarted task here (owner thread) or on the global queue.
@@ -125,11 +143,16 @@ class Worker {
       self->state_ = Context::State::kRunning;
       return;
     }
+    switch_away(self, next);
+  }
+  // switch_to for a `next` that is not the running context `self`.
+  __attribute__((always_inline)) void switch_away(Context* self, Context* next) {
+    Task* task = next->task_;  // once: the stores below may alias it as far as GCC knows
     running_ = next;
     next->state_ = Context::State::kRunning;
-    tls().task = next->task_;
+    tls().task = task;
     dispatches_.store(dispatches_.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-    running_task_.store(next->task_, std::memory_order_relaxed);
+    running_task_.store(task, std::memory_order_relaxed);
     running_ctx_.store(next, std::memory_order_release);  // pairs with the monitor's acquire
     self->jump(next);
   }
@@ -203,7 +226,13 @@ class Worker {
   static constexpr std::size_t kMaxPooledContexts = 1024;
   static constexpr int kStartBatch = 32;  // new tasks started per scheduler pass (run())
 
-  Context* next_runnable();       // ready fiber, or a context bound to a new task, or nullptr
+  // A ready fiber, or a context bound to a new task, or nullptr. The ready queue inline (every
+  // park), the inbox and new tasks out of line.
+  Context* next_runnable() {
+    if (Context* c = pop_ready()) return c;
+    return next_runnable_slow();
+  }
+  Context* next_runnable_slow();
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
   Task* pop_task();
   void push_ready(Context* c) {
@@ -262,7 +291,10 @@ class Worker {
   void install_overflow_handler_on_this_thread();
   void retire(Context* c);
 
-  __attribute__((tls_model("initial-exec"))) static thread_local Worker* tls_current_;
+  // constinit (here, where every user sees it): the variable has no dynamic initializer, so
+  // other translation units read it with one %fs-relative load instead of first testing for
+  // (and maybe calling) a TLS init function: Worker::current() is on every io::wait and park.
+  __attribute__((tls_model("initial-exec"))) static constinit thread_local Worker* tls_current_;
 
   Runtime* const rt_;
   const int index_;
