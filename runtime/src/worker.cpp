@@ -52,11 +52,12 @@ void (*g_sched0_entered)() = nullptr;
 
 // Stores the per-worker runtime state into the TLS block at `tp` (explicit offsets: no TLS
 // access, so it may run with any FS base). w == nullptr: "no worker" (after the runtime).
-void store_worker_state(char* tp, Worker* w, int index, Task* task, long tid) noexcept {
+void store_worker_state(char* tp, Worker* w, int index, Task* task, long tid, char* own) noexcept {
   *reinterpret_cast<Worker**>(tp + g_tp.current_offset) = w;
   auto* st = reinterpret_cast<ThreadState*>(tp + g_tp.state_offset);
   st->task = task;
   st->worker = index;
+  st->own_tp = own;
   if (g_tp.tid_offset >= 0 && tp != g_tp.keep_tid)
     *reinterpret_cast<int*>(tp + g_tp.tid_offset) = int(tid);
 }
@@ -82,8 +83,9 @@ int descriptor_tid() noexcept {
 
 void* own_thread_pointer(void* block) noexcept {
   if (g_tp.write == TpWrite::kOff) return nullptr;
-  Worker* w = *reinterpret_cast<Worker**>(static_cast<char*>(block) + g_tp.current_offset);
-  return w ? w->own_tp_ : nullptr;
+  // Not through tls_current_'s worker: a fiber detached by a hand-off has none, and a thread
+  // that lost its worker must not name the worker's new thread (machine.hpp).
+  return reinterpret_cast<ThreadState*>(static_cast<char*>(block) + g_tp.state_offset)->own_tp;
 }
 
 void set_scheduler0_tp(void* tp, void (*entered)()) noexcept {
@@ -108,7 +110,7 @@ void current_fiber_stack(void** lo, std::size_t* size, std::size_t* guard) noexc
 
 __attribute__((noinline)) void Context::enter_tp(Context* to) noexcept {
   Worker* w = to->worker();
-  store_worker_state(to->tp_, w, w->index_, to->task_, w->tid_);
+  store_worker_state(to->tp_, w, w->index_, to->task_, w->tid_, w->own_tp_);
   write_tp(to->tp_);
 }
 
@@ -733,7 +735,7 @@ void Worker::run(Machine* m) {
     ms.run_machine(m, this);
     return;
   }
-  store_worker_state(sched_tp, this, index_, nullptr, tid);
+  store_worker_state(sched_tp, this, index_, nullptr, tid, own);
   write_tp(sched_tp);
   if (g_sched0_entered) g_sched0_entered();
   ms.run_machine(m, this);
@@ -741,7 +743,7 @@ void Worker::run(Machine* m) {
   // on it (this one may have left as a spare). Restore it only when every worker is torn down.
   // Acquire: pairs with teardown's release increment.
   while (rt_->torn_down_.load(std::memory_order_acquire) < rt_->worker_count()) os_yield();
-  store_worker_state(own, nullptr, -1, nullptr, tid);
+  store_worker_state(own, nullptr, -1, nullptr, tid, nullptr);
   write_tp(own);
 }
 
@@ -784,6 +786,7 @@ bool Worker::run_on(Machine* m) {
   tls_current_ = this;
   tls().worker = index_;
   tls().task = nullptr;
+  tls().own_tp = m->own_tp;  // this (scheduler) block's thread, whichever worker it runs
   return run_loop(m);
 }
 

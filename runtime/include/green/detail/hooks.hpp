@@ -23,6 +23,11 @@ struct ThreadState {
   Task* task = nullptr;  // task running on this OS thread; nullptr in scheduler context
   int bypass = 0;        // > 0 while runtime-internal code runs on a fiber
   int worker = -1;       // worker index, -1 for threads green did not create
+  // The glibc descriptor of the OS thread this code runs on (own_thread_pointer), when the
+  // block is not that descriptor's own: stored with the worker state at every identity
+  // switch (enter_tp) and when a worker binds to a thread. A detached fiber keeps the value of
+  // the thread it runs on. nullptr: this block is its OS thread's own (or no worker).
+  char* own_tp = nullptr;
   // Hand-off (runtime/src/machine.hpp). Both live in the TLS block of the code that runs, so
   // for a fiber-thread they are its own. They are touched only by the thread running that
   // code and by a signal handler interrupting it on the same thread (relaxed atomics and
@@ -143,7 +148,7 @@ class RuntimeExit {
  public:
   RuntimeExit() noexcept
       : s_(this_thread_state()), saved_(s_.depth.load(std::memory_order_relaxed)) {
-    std::atomic_signal_fence(std::memory_order_seq_cst);
+    std::atomic_signal_fence(std::memory_order_seq_cst);  // runtime work done before depth drops
     s_.depth.store(0, std::memory_order_relaxed);
   }
   ~RuntimeExit() {
