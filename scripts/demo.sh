@@ -482,13 +482,17 @@ echo "mode,workers,short_rate_before,short_rate_during,p50_us,p99_us,max_us,long
 say "Fib server: 4 connections send fib(1) back to back while one fib($FIB_N) runs"
 say "(server and client not pinned; short requests measured while fib($FIB_N) ran)"
 say "$(printf '%-34s %10s %10s %10s %10s %10s %10s' server "req/s before" "req/s during" p50 p99 max "fib($FIB_N)")"
-run_fib() {  # run_fib LABEL MODE WORKERS
-  local label=$1 mode=$2 workers=$3 pid port line note=""
-  if ! start_server "$TMP/fib.out" "$EX/fib_server" --mode "$mode" --workers "$workers"; then
+run_fib() {  # run_fib LABEL MODE WORKERS: the C++ fib server (examples/fib_server.cpp)
+  run_fib_cmd "$1" "$2" "$3" "$FIB_N" "$EX/fib_server" --mode "$2" --workers "$3"
+}
+run_fib_cmd() {  # run_fib_cmd LABEL MODE WORKERS N SERVER-CMD... (the server takes --port 0)
+  local label=$1 mode=$2 workers=$3 n=$4 pid port line note=""
+  shift 4
+  if ! start_server "$TMP/fib.out" "$@"; then
     note="$SRV_WHY"
   else
     pid=$SRV_PID port=$SRV_PORT
-    timeout 60 "$EX/fib_client" --port "$port" --clients 4 --long "$FIB_N" --warmup 0.5 \
+    timeout 60 "$EX/fib_client" --port "$port" --clients 4 --long "$n" --warmup 0.5 \
       >"$TMP/fibc.out" 2>&1
     stop_pid "$pid"
     line=$(grep '^short_rate=' "$TMP/fibc.out" | tail -1)
@@ -511,6 +515,33 @@ run_fib "1 worker, inline (cooperative)" inline 1
 run_fib "2 workers, inline (M:N)" inline 2
 run_fib "1 worker, green::offload" offload 1
 say ""
+# The same scenario in plain Python (examples/python/fib_server.py, socketserver's
+# ThreadingTCPServer, run unmodified four ways). The GIL lets one thread run Python at a time:
+# OS threads hand it over every 5 ms (sys.getswitchinterval); gevent's computing greenlet holds
+# the hub until it is done; under greenrun the computing fiber-thread's worker is handed to a
+# spare OS thread after two slices (issue 12), and with 2 workers the short requests' threads
+# run on the other worker. OS threads still win with 1 worker: there the computing thread
+# comes back to its worker at every GIL hand-over and holds it for two more slices.
+PY=/usr/bin/python3
+PY_FIB_N=${PY_FIB_N:-32}
+PYFIB="$ROOT/examples/python/fib_server.py"
+if [[ -x $PY && -f $PYFIB ]]; then
+  say "Python fib server (examples/python/fib_server.py): 4 connections send fib(1) while one fib($PY_FIB_N) runs"
+  say "$(printf '%-34s %10s %10s %10s %10s %10s %10s' server "req/s before" "req/s during" p50 p99 max "fib($PY_FIB_N)")"
+  run_fib_cmd "python3, OS threads" py-threads 0 "$PY_FIB_N" "$PY" "$PYFIB"
+  if "$PY" -c 'import gevent' 2>/dev/null; then
+    run_fib_cmd "python3 -m gevent.monkey" py-gevent 1 "$PY_FIB_N" "$PY" -m gevent.monkey "$PYFIB"
+  else
+    say "$(printf '%-34s skipped: python3-gevent is not installed' "python3 -m gevent.monkey")"
+  fi
+  if [[ -n "$GREENRUN" ]]; then
+    for w in 1 2; do
+      run_fib_cmd "greenrun --workers $w python3" py-greenrun "$w" "$PY_FIB_N" \
+        "$GREENRUN" --workers "$w" -- "$PY" "$PYFIB"
+    done
+  fi
+  say ""
+fi
 
 # ---- 5. HTTP under loadgen --http --------------------------------------------------------------------
 HTTP_CSV="$OUT/http.csv"
