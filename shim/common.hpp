@@ -16,6 +16,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstddef>
@@ -52,15 +53,29 @@ enum class Mode { kFiber, kRaw, kThread };
 // from then on nothing may park.
 extern bool g_disabled;
 
+// Signals posted to fiber-threads (signals.cpp post() and route_process_directed add one after
+// setting the pending bit) and, per fiber-thread (its own static TLS), the count it had seen
+// when it last looked. A posted signal reaches a parked target by ending its interruptible
+// park, and a running one by a forwarded kernel signal; a target that is runnable but not
+// running, or parked uninterruptibly, takes it at its next interposed call (deliver_posted):
+// as an OS thread takes it when it is next scheduled. Without this a busy server (never
+// parked in epoll_wait) did not see SIGTERM until its load stopped (redis: 18 s).
+extern std::atomic<unsigned> g_signal_posts;
+extern thread_local unsigned t_signal_seen;
+void deliver_posted() noexcept;  // signals.cpp: runs the caller's deliverable handlers
+
 // Every hook asks mode() first, so a fiber's interposed call is also where it yields when its
 // slice expired (detail::maybe_slice_yield: one relaxed load unless the monitor asked some
-// worker to yield; the hook then proceeds, perhaps on another worker).
+// worker to yield; the hook then proceeds, perhaps on another worker), and where it takes
+// signals posted to it meanwhile (one relaxed load and a TLS compare when none were).
 inline Mode mode() noexcept {
   const detail::ThreadState& s = detail::this_thread_state();
   if (g_disabled) return s.bypass > 0 ? Mode::kRaw : Mode::kThread;
   if (s.bypass > 0) return Mode::kRaw;
   if (s.task != nullptr) {
     detail::maybe_slice_yield();
+    if (__builtin_expect(g_signal_posts.load(std::memory_order_relaxed) != t_signal_seen, 0))
+      deliver_posted();
     return Mode::kFiber;
   }
   return s.worker >= 0 ? Mode::kRaw : Mode::kThread;

@@ -351,6 +351,8 @@ void post(ShimThread* t, int s) {
   }
   // seq_cst: pairs with the target's seq_cst mask/waitset stores followed by pending loads.
   st.pending.fetch_or(b, std::memory_order_seq_cst);
+  // After the bit: a hook that sees the new count sees the bit (deliver_posted; common.hpp).
+  g_signal_posts.fetch_add(1, std::memory_order_seq_cst);
   bool unblocked = !(st.mask.load(std::memory_order_seq_cst) & b);
   if (!unblocked && !(st.waitset.load(std::memory_order_seq_cst) & b)) return;
   if (detail::Task* task = st.task.load(std::memory_order_seq_cst)) detail::interrupt_task(task);
@@ -391,6 +393,7 @@ bool route_process_directed(int s, ShimThread* cur) {
   // seq_cst (g_proc_pending, mask, pending): the sender's side of the mask/pending pair.
   if (!t) {
     g_proc_pending.fetch_or(bit(s), std::memory_order_seq_cst);
+    g_signal_posts.fetch_add(1, std::memory_order_seq_cst);  // as in post()
   } else if (t == cur && !(cur->sig.mask.load(std::memory_order_seq_cst) & bit(s))) {
     // seq_cst: the sender's side of the mask/pending Dekker pair (see post()).
     cur->sig.pending.fetch_or(bit(s), std::memory_order_seq_cst);
@@ -580,6 +583,25 @@ void after_fork_child(std::uint64_t mask) noexcept {
   sigset_t m = set_of(mask);
   raw(SYS_rt_sigprocmask, SIG_SETMASK, lp(&m), 0, _NSIG / 8);
 }
+
+}  // namespace green::shim::signals
+
+namespace green::shim {
+
+std::atomic<unsigned> g_signal_posts{0};
+thread_local unsigned t_signal_seen = 0;
+
+void deliver_posted() noexcept {
+  // Acquire: pairs with the seq_cst increments (the pending bits set before them are seen).
+  t_signal_seen = g_signal_posts.load(std::memory_order_acquire);
+  int saved = errno;
+  (void)signals::interrupted();  // the handlers run before the call; the call then proceeds
+  errno = saved;
+}
+
+}  // namespace green::shim
+
+namespace green::shim::signals {
 
 Intr interrupted() noexcept {
   ShimThread* t = self();

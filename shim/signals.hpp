@@ -64,7 +64,8 @@ struct SigThread {
   std::atomic<std::uint64_t> pending{0};     // thread-directed pending signals
   std::atomic<std::uint64_t> waitset{0};     // set of a sigwait* in progress, else 0
   std::atomic<detail::Task*> task{nullptr};  // while registered (between start and exit)
-  std::atomic<pid_t> tid{0};                 // OS thread the fiber runs on (never migrates)
+  std::atomic<pid_t> tid{0};                 // OS thread the fiber-thread started on (a hint:
+                                             // it may run elsewhere since, see post())
   std::atomic<SigThread*> next{nullptr};     // registry link
   ShimThread* owner = nullptr;               // set at registration
 };

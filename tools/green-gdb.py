@@ -78,7 +78,13 @@ def _enum_name(v, prefixes=("",)):
 
 def _runtime():
     try:
-        rt = _atomic_load(gdb.parse_and_eval("green::detail::Runtime::current_"))
+        try:
+            rt = gdb.parse_and_eval("green::detail::Runtime::current_")
+        except gdb.error:
+            # Stopped in a frame of a program without C++ debug info (a C program under
+            # greenrun): the scope-qualified name only parses quoted there.
+            rt = gdb.parse_and_eval("'green::detail::Runtime::current_'")
+        rt = _atomic_load(rt)
     except gdb.error as e:
         raise gdb.GdbError("green: cannot read green::detail::Runtime::current_ (%s); is "
                            "libgreen loaded and built with debug info?" % e)

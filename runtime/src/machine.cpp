@@ -383,6 +383,12 @@ void reattach() noexcept {
   ThreadState& st = tls();
   auto* m = static_cast<Machine*>(st.detached.load(std::memory_order_relaxed));
   if (!m) return;
+  // Hooks are raw (bypass): the shim runs a program's signal handler in kernel signal context
+  // on this OS thread (run_direct), or runtime code runs. Not here: jumping away would leave
+  // this thread inside the kernel's signal frame, its mask the handler's (everything blocked,
+  // SIGURG too: no hand-off of it ever again; redis stuck at SIGTERM), and the frame's
+  // sigreturn would run on another thread. The next entry outside the handler reattaches.
+  if (st.bypass > 0) return;
   // The Dekker pair with stop() (see g_stopped): count ourselves in, then look.
   g_reattaching.fetch_add(1, std::memory_order_seq_cst);
   if (g_stopped.load(std::memory_order_seq_cst)) {

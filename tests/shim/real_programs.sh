@@ -242,30 +242,64 @@ fi
 if command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null &&
    command -v redis-cli >/dev/null; then
   redis_run() {  # redis_run LABEL PREFIX... : starts redis on a free port, checks it, stops it
+    # Every step is bounded; a step that times out gets the server's fiber dump (SIGQUIT,
+    # GREEN_DUMP_SIGNAL) and its threads' stacks (gdb) before SIGKILL, so a hang is reported
+    # with its cause instead of ending in ctest's timeout.
     local label="$1"
     shift
-    local port=$((20000 + RANDOM % 20000))
-    "$@" redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
-      --io-threads 4 --io-threads-do-reads yes >"$tmp/redis.log" 2>&1 &
-    local pid=$! ok=0 i
-    for i in $(seq 1 50); do
-      redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && { ok=1; break; }
-      sleep 0.1
+    local port pid ok=0 i try step=ping
+    for try in 1 2 3 4 5; do  # a random port another test holds: bind fails, take another
+      port=$((20000 + RANDOM % 20000))
+      GREEN_DUMP_SIGNAL=SIGQUIT "$@" redis-server --port "$port" --bind 127.0.0.1 --save "" \
+        --appendonly no --io-threads 4 --io-threads-do-reads yes >"$tmp/redis.log" 2>&1 &
+      pid=$!
+      for i in $(seq 1 50); do
+        timeout 5 redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && { ok=1; break; }
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+      done
+      [[ $ok == 1 ]] && break
+      kill -0 "$pid" 2>/dev/null || wait "$pid"
+      grep -q 'Address already in use' "$tmp/redis.log" || break
     done
-    if [[ $ok == 1 ]] &&
-       timeout 60 redis-benchmark -p "$port" -t set,get -n 1000 -c 20 -q >"$tmp/rb.log" 2>&1 &&
-       tr '\r' '\n' <"$tmp/rb.log" | grep -q '^SET: .*requests per second' &&
-       tr '\r' '\n' <"$tmp/rb.log" | grep -q '^GET: .*requests per second' &&
-       [[ "$(redis-cli -p "$port" set green-key "v-$label")" == OK ]] &&
-       [[ "$(redis-cli -p "$port" get green-key)" == "v-$label" ]]; then
+    if [[ $ok == 1 ]]; then
+      step=benchmark
+      ok=0
+      timeout 60 redis-benchmark -p "$port" -t set,get -n 1000 -c 20 -q >"$tmp/rb.log" 2>&1 &&
+        tr '\r' '\n' <"$tmp/rb.log" | grep -q '^SET: .*requests per second' &&
+        tr '\r' '\n' <"$tmp/rb.log" | grep -q '^GET: .*requests per second' && ok=1
+    fi
+    if [[ $ok == 1 ]]; then
+      step=set/get
+      ok=0
+      [[ "$(timeout 10 redis-cli -p "$port" set green-key "v-$label")" == OK ]] &&
+        [[ "$(timeout 10 redis-cli -p "$port" get green-key)" == "v-$label" ]] && ok=1
+    fi
+    if [[ $ok == 1 ]]; then
+      step=shutdown
+      kill "$pid" 2>/dev/null
+      ok=0
+      for i in $(seq 1 100); do
+        kill -0 "$pid" 2>/dev/null || { ok=1; break; }
+        sleep 0.1
+      done
+    fi
+    if [[ $ok == 1 ]]; then
       echo "ok: redis --io-threads 4 ($label):" \
         "$(tr '\r' '\n' <"$tmp/rb.log" | grep -E '^(SET|GET): .*per second' | cut -d, -f1 | tr '\n' ' ')"
     else
-      echo "FAIL: redis --io-threads 4 ($label)"
-      tail -3 "$tmp/redis.log" "$tmp/rb.log" 2>/dev/null
+      echo "FAIL: redis --io-threads 4 ($label): $step did not complete"
+      if kill -0 "$pid" 2>/dev/null; then
+        kill -QUIT "$pid" 2>/dev/null
+        sleep 1
+        command -v gdb >/dev/null &&
+          timeout 30 gdb -p "$pid" -batch -ex 'thread apply all bt 8' 2>/dev/null | grep -E '^(Thread|#)' | head -60
+        kill -KILL "$pid" 2>/dev/null
+      fi
+      tail -40 "$tmp/redis.log"
+      tr '\r' '\n' <"$tmp/rb.log" 2>/dev/null | tail -3
       fail=1
     fi
-    kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
   }
   redis_run plain

@@ -11,6 +11,8 @@
  *     pending there and is delivered before the unblocking pthread_sigmask returns;
  *   - raise() runs the handler on the caller before it returns;
  *   - kill(getpid()) goes to the thread that does not block it;
+ *   - ... also when that thread is busy and never blocks (non-blocking calls only, the shape of
+ *     a loaded server's event loop): its handler runs within a second;
  *   - sigwait/sigtimedwait/sigwaitinfo in a dedicated thread while other threads keep sleeping
  *     on time; siginfo carries SI_TKILL / SI_USER and our pid. */
 #include <fcntl.h>
@@ -544,6 +546,50 @@ static void test_process_directed(void) {
   CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
 }
 
+/* --- a process-directed signal to a busy thread ---------------------------------------- */
+
+static atomic_int g_busy_stop;
+
+static void* busy_writer(void* p) {
+  int fd = *(int*)p;
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  CHECK(pthread_sigmask(SIG_UNBLOCK, &usr1, NULL) == 0); /* main's mask, inherited, blocks it */
+  /* write() on /dev/null never blocks: the thread never parks, it only runs (under greenrun
+   * it is runnable, not parked, whenever main runs on its worker). Bounded: 5 s. */
+  double end = now_ms() + 5000;
+  while (!atomic_load(&g_busy_stop) && now_ms() < end) CHECK(write(fd, "x", 1) == 1);
+  return NULL;
+}
+
+static void test_busy_target(void) {
+  set_handler(0);
+  sigset_t usr1, old;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  CHECK(pthread_sigmask(SIG_BLOCK, &usr1, &old) == 0); /* main blocks it: the busy one takes it */
+  int fd = open("/dev/null", O_WRONLY);
+  CHECK(fd >= 0);
+  atomic_store(&g_count, 0);
+  atomic_store(&g_busy_stop, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, busy_writer, &fd) == 0);
+  sleep_ms(50);
+  double t0 = now_ms();
+  CHECK(kill(getpid(), SIGUSR1) == 0);
+  while (atomic_load(&g_count) == 0 && now_ms() - t0 < 3000) sleep_ms(1);
+  double took = now_ms() - t0;
+  atomic_store(&g_busy_stop, 1);
+  CHECK(pthread_join(t, NULL) == 0);
+  fprintf(stderr, "busy target: its handler ran after %.0f ms\n", took);
+  CHECK(atomic_load(&g_count) == 1);
+  CHECK(pthread_equal(atomic_load(&g_where), t));
+  CHECK(took < 1000);
+  close(fd);
+  CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
+}
+
 /* --- sigwait in a dedicated thread ------------------------------------------------------- */
 
 static atomic_int g_waited;
@@ -622,6 +668,7 @@ int main(void) {
   double t0 = now_ms();
   test_masks();
   test_process_directed();
+  test_busy_target();
   test_sigwait();
   test_blocking_calls();
   test_connect();
