@@ -252,6 +252,38 @@ sample_tree() {
   echo "$threads $procs ${pss:-0}"
 }
 
+# measure_window LOADGEN_PID LOADGEN_OUT DURATION SERVER_PID: waits for the loadgen run to end.
+# Sets MW_C0/MW_C1 (the server's CPU time in usec when loadgen marks the measured window's start
+# and end: its CPU over exactly that window) and MW_SAMPLED (sample_tree of the server in the
+# middle of the window, taken in the background: with thousands of processes a sample can
+# outlast the window). Empty values when the window never started (60 s to connect) or ended.
+measure_window() {
+  local lpid=$1 out=$2 duration=$3 pid=$4 waited=0 spl=""
+  MW_C0="" MW_C1="" MW_SAMPLED=""
+  rm -f "$TMP/sampled"
+  while kill -0 "$lpid" 2>/dev/null; do
+    if grep -q 'measuring' "$out"; then
+      MW_C0=$(cpu_usec "$pid")
+      ( sleep "$(awk -v d="$duration" 'BEGIN{print d/2}')"
+        sample_tree "$pid" >"$TMP/sampled.tmp" && mv "$TMP/sampled.tmp" "$TMP/sampled" ) &
+      spl=$!
+      PIDS+=("$spl")
+      break
+    fi
+    sleep 0.05
+    waited=$((waited + 1))
+    [[ $waited -lt 1200 ]] || break  # 60 s to connect: give up
+  done
+  while [[ -n "$MW_C0" ]] && kill -0 "$lpid" 2>/dev/null; do
+    if grep -q 'loadgen: done' "$out"; then MW_C1=$(cpu_usec "$pid"); break; fi
+    sleep 0.02
+  done
+  wait "$lpid" 2>/dev/null
+  [[ -n "$spl" ]] && wait "$spl" 2>/dev/null
+  [[ -s "$TMP/sampled" ]] && MW_SAMPLED=$(cat "$TMP/sampled")
+  return 0
+}
+
 kv() { grep -o "\b$1=[^ ]*" <<<"$2" | head -1 | cut -d= -f2; }
 
 fmt_rate() { awk -v r="$1" 'BEGIN{ if (r >= 1e6) printf "%.2fM", r/1e6; else if (r >= 1e3) printf "%.1fk", r/1e3; else printf "%d", r }'; }
@@ -334,31 +366,8 @@ run_echo() {  # run_echo STYLE CONNS -> appends a CSV row, prints a table row
         --duration "$DURATION" --warmup 1 >"$TMP/load.out" 2>&1 &
       local lpid=$!
       PIDS+=("$lpid")
-      # Sample the server in the middle of the measured window (in the background: with
-      # thousands of processes a sample can outlast the window); its CPU time over exactly
-      # that window (loadgen marks its start and end).
-      local sampled="" waited=0 c0="" c1="" spl=""
-      rm -f "$TMP/sampled"
-      while kill -0 "$lpid" 2>/dev/null; do
-        if grep -q 'measuring' "$TMP/load.out"; then
-          c0=$(cpu_usec "$pid")
-          ( sleep "$(awk -v d="$DURATION" 'BEGIN{print d/2}')"
-            sample_tree "$pid" >"$TMP/sampled.tmp" && mv "$TMP/sampled.tmp" "$TMP/sampled" ) &
-          spl=$!
-          PIDS+=("$spl")
-          break
-        fi
-        sleep 0.05
-        waited=$((waited + 1))
-        [[ $waited -lt 1200 ]] || break  # 60 s to connect: give up
-      done
-      while [[ -n "$c0" ]] && kill -0 "$lpid" 2>/dev/null; do
-        if grep -q 'loadgen: done' "$TMP/load.out"; then c1=$(cpu_usec "$pid"); break; fi
-        sleep 0.02
-      done
-      wait "$lpid" 2>/dev/null
-      [[ -n "$spl" ]] && wait "$spl" 2>/dev/null
-      [[ -s "$TMP/sampled" ]] && sampled=$(cat "$TMP/sampled")
+      measure_window "$lpid" "$TMP/load.out" "$DURATION" "$pid"
+      local sampled="$MW_SAMPLED" c0="$MW_C0" c1="$MW_C1"
       local died=""
       kill -0 "$pid" 2>/dev/null || died="server exited during the run: $(tail -1 "$TMP/srv.out.err")"
       local hwm
@@ -561,30 +570,9 @@ run_http() {  # run_http LABEL CMD...
       --warmup 1 >"$TMP/httpload.out" 2>&1 &
     local lpid=$!
     PIDS+=("$lpid")
-    # The server's CPU time over exactly the measured window (loadgen marks it), and its
-    # threads in the middle of it.
-    local waited=0 spl=""
-    rm -f "$TMP/hsampled"
-    while kill -0 "$lpid" 2>/dev/null; do
-      if grep -q 'measuring' "$TMP/httpload.out"; then
-        c0=$(cpu_usec "$pid")
-        ( sleep "$(awk -v d="$WRK_D" 'BEGIN{print d/2}')"
-          sample_tree "$pid" >"$TMP/hsampled.tmp" && mv "$TMP/hsampled.tmp" "$TMP/hsampled" ) &
-        spl=$!
-        PIDS+=("$spl")
-        break
-      fi
-      sleep 0.05
-      waited=$((waited + 1))
-      [[ $waited -lt 1200 ]] || break
-    done
-    while [[ -n "$c0" ]] && kill -0 "$lpid" 2>/dev/null; do
-      if grep -q 'loadgen: done' "$TMP/httpload.out"; then c1=$(cpu_usec "$pid"); break; fi
-      sleep 0.02
-    done
-    wait "$lpid" 2>/dev/null
-    [[ -n "$spl" ]] && wait "$spl" 2>/dev/null
-    [[ -s "$TMP/hsampled" ]] && thr=$(cut -d' ' -f1 "$TMP/hsampled")
+    measure_window "$lpid" "$TMP/httpload.out" "$WRK_D" "$pid"
+    c0="$MW_C0" c1="$MW_C1"
+    [[ -n "$MW_SAMPLED" ]] && thr=${MW_SAMPLED%% *}
     stop_pid "$pid"
     line=$(grep 'rt_per_s=' "$TMP/httpload.out" | tail -1)
     if [[ -z "$line" ]]; then
