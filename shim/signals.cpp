@@ -355,9 +355,14 @@ void post(ShimThread* t, int s) {
   g_signal_posts.fetch_add(1, std::memory_order_seq_cst);
   bool unblocked = !(st.mask.load(std::memory_order_seq_cst) & b);
   if (!unblocked && !(st.waitset.load(std::memory_order_seq_cst) & b)) return;
-  if (detail::Task* task = st.task.load(std::memory_order_seq_cst)) detail::interrupt_task(task);
-  pid_t tid = st.tid.load(std::memory_order_relaxed);
-  if (unblocked && tid != 0 && tid != my_tid()) forward(tid, s);
+  detail::Task* task = st.task.load(std::memory_order_seq_cst);
+  if (task) detail::interrupt_task(task);
+  if (!unblocked) return;
+  // Where it runs now (it may have migrated since it started); else where it started, which is
+  // where a handed-off fiber keeps running. A wrong guess costs a signal that finds nothing.
+  pid_t tid = task ? static_cast<pid_t>(detail::running_os_thread(task)) : 0;
+  if (tid == 0) tid = st.tid.load(std::memory_order_relaxed);
+  if (tid != 0 && tid != my_tid()) forward(tid, s);
 }
 
 bool eligible(ShimThread* t, std::uint64_t b) {

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "green/detail/hooks.hpp"
 #include "green/green.hpp"
 #include "support/green_test.hpp"
 
@@ -408,14 +409,50 @@ int fork_child_status(std::size_t workers, bool child_throws) {
 TEST_P(SchedulerTest, ForkedChildRunsOnAsPlainThread) {
   int status = fork_child_status(GetParam(), false);
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "the child's check number " << WEXITSTATUS(status)
-                                    << " failed (see fork_child_status)";
+  EXPECT_EQ(WEXITSTATUS(status), 0)
+      << "the child's check number " << WEXITSTATUS(status) << " failed (see fork_child_status)";
 }
 
 TEST_P(SchedulerTest, ForkedChildFiberThatThrowsExitsWithOne) {
   int status = fork_child_status(GetParam(), true);
   ASSERT_TRUE(WIFEXITED(status)) << "status " << status;
   EXPECT_EQ(WEXITSTATUS(status), 1);
+}
+
+// running_os_thread (the shim forwards a signal for a running fiber-thread there): the OS thread
+// a fiber runs on while it runs, 0 while it is parked or after it finished.
+TEST(SchedulerM2N, RunningOsThreadNamesTheThreadOfARunningFiber) {
+  std::atomic<green::detail::Task*> task{nullptr};
+  std::atomic<long> tid{0};
+  std::atomic<bool> stop{false};
+  long seen_running = -1, seen_parked = -1, seen_done = -1;
+  green_test::run_green(2, [&] {
+    green::Event parked;
+    auto f = green::spawn([&] {
+      tid.store(static_cast<long>(gettid()));
+      task.store(green::detail::current_task());
+      auto end = Clock::now() + 5s;  // bounded: a broken runtime fails instead of hanging
+      while (!stop.load() && Clock::now() < end) {
+      }
+      parked.wait();
+    });
+    // From outside the runtime (an OS thread of its own), as a signal sender may be.
+    std::thread observer([&] {
+      wait_until([&] { return task.load() != nullptr; }, 5s);
+      seen_running = green::detail::running_os_thread(task.load());
+      stop.store(true);
+    });
+    observer.join();
+    green::this_fiber::sleep_for(20ms);  // the fiber parks on the event meanwhile
+    seen_parked = green::detail::running_os_thread(task.load());
+    parked.set();
+    f.join();
+    seen_done = green::detail::running_os_thread(task.load());
+  });
+  EXPECT_EQ(seen_running, tid.load());
+  EXPECT_EQ(seen_parked, 0);
+  EXPECT_EQ(seen_done, 0);
+  EXPECT_EQ(green::detail::running_os_thread(nullptr), 0);
 }
 
 }  // namespace

@@ -343,6 +343,20 @@ void Machines::wait_all(std::vector<std::thread>& originals, std::vector<Machine
   }
 }
 
+long running_os_thread(Task* t) noexcept {
+  Runtime* rt = Runtime::current();
+  if (!rt || !t) return 0;
+  for (std::size_t i = 0; i < rt->worker_count(); ++i) {
+    Worker* w = rt->worker(i);
+    // Relaxed: a hint (see hooks.hpp); the machine is never freed while it runs a worker, and a
+    // machine that lost this worker meanwhile is detached or a spare: alive as well.
+    if (w->running_task_.load(std::memory_order_relaxed) != t) continue;
+    Machine* m = w->m_.load(std::memory_order_acquire);  // pairs with run_on's release store
+    return m ? m->tid : 0;
+  }
+  return 0;
+}
+
 // --- hand-off: the stuck machine's side ---------------------------------------------------------
 
 bool handoff_signal(int code, int pid) noexcept {

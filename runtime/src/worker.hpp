@@ -366,6 +366,7 @@ class Worker {
   friend class Runtime;
   friend class Machines;
   friend bool handoff_signal(int, int) noexcept;
+  friend long running_os_thread(Task*) noexcept;
   friend bool enable_thread_pointers(int, long, void (*)(void*)) noexcept;
   friend void* own_thread_pointer(void*) noexcept;
 };

@@ -84,6 +84,11 @@ GREEN_API void current_fiber_stack(void** lo, std::size_t* size, std::size_t* gu
 // home worker's lock-free interrupt list and wakes that worker's loop (uv_async_send). The
 // caller must keep `t` alive for the duration of the call.
 GREEN_API void interrupt_task(Task* t) noexcept;
+// The kernel tid of the OS thread running task `t` on a worker right now, or 0 (not running on
+// a worker: queued, parked, or handed off with its OS thread). A hint that may be stale by the
+// time it returns (a signal forwarded there finds another fiber, which ignores it). Only
+// atomic loads: async-signal-safe, any thread.
+GREEN_API long running_os_thread(Task* t) noexcept;
 
 // The runtime's own fds (libuv's loop: epoll set, signal pipes, async eventfd; each poller's
 // epoll set; the monitor's pipe) are kept out of the numbers a program allocates
