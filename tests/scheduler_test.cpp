@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <map>
@@ -235,6 +236,105 @@ TEST(SchedulerSingle, YieldInterleavesFibersOnOneWorker) {
   int switches = 0;
   for (std::size_t i = 1; i < trace.size(); ++i) switches += trace[i] != trace[i - 1];
   EXPECT_GE(switches, 8) << "yield did not alternate between runnable fibers";
+}
+
+// Scheduling order on one worker (runnext, worker.hpp): a hand-off from the running fiber
+// runs before the fibers already queued, within a bound.
+namespace order {
+
+// Fibers that record 'q' and yield until `stop`: the ready queue is never empty meanwhile.
+std::vector<green::Fiber<void>> start_yielders(int n, std::vector<char>& trace,
+                                               std::atomic<bool>& stop) {
+  std::vector<green::Fiber<void>> ys;
+  for (int i = 0; i < n; ++i) {
+    ys.push_back(green::spawn([&] {
+      while (!stop.load()) {
+        trace.push_back('q');
+        green::this_fiber::yield();
+      }
+    }));
+  }
+  for (int i = 0; i < 3 * n; ++i) green::this_fiber::yield();  // all started and queued
+  return ys;
+}
+
+}  // namespace order
+
+TEST(SchedulerOrder, SpawnedFiberRunsBeforeQueuedFibers) {
+  std::vector<char> trace;
+  std::size_t mark = 0;
+  green_test::run_green(1, [&] {
+    std::atomic<bool> stop{false};
+    auto ys = order::start_yielders(4, trace, stop);
+    mark = trace.size();
+    green::spawn([&] { trace.push_back('n'); }).join();  // spawn, then park in join
+    stop = true;
+    for (auto& y : ys) y.join();
+  });
+  ASSERT_GT(trace.size(), mark);
+  EXPECT_EQ(trace[mark], 'n') << "a fiber spawned before a park waited behind queued fibers";
+}
+
+TEST(SchedulerOrder, WokenFiberRunsNext) {
+  std::vector<char> trace;
+  std::size_t mark = 0;
+  green_test::run_green(1, [&] {
+    green::Event ev;
+    auto w = green::spawn([&] {
+      ev.wait();
+      trace.push_back('w');
+    });
+    std::atomic<bool> stop{false};
+    auto ys = order::start_yielders(4, trace, stop);  // w is parked in ev.wait() by now
+    mark = trace.size();
+    ev.set();  // a wake-up by this fiber ...
+    w.join();  // ... runs as soon as it parks
+    stop = true;
+    for (auto& y : ys) y.join();
+  });
+  ASSERT_GT(trace.size(), mark);
+  EXPECT_EQ(trace[mark], 'w') << "a fiber woken by the running fiber waited behind queued ones";
+}
+
+TEST(SchedulerOrder, PingPongPairDoesNotStarveAThirdFiber) {
+  // Two fibers hand the CPU to each other through semaphores: each hop makes the other the next
+  // to run. A third, ready fiber must still run every few hops (the burst guard).
+  constexpr int kHops = 20000;
+  int max_gap = 0, third_runs = 0;
+  green_test::run_green(1, [&] {
+    green::Semaphore a, b;
+    std::atomic<int> hops{0};
+    std::atomic<bool> done{false};
+    auto third = green::spawn([&] {
+      int last = hops.load();
+      while (!done.load()) {
+        int now = hops.load();
+        max_gap = std::max(max_gap, now - last);
+        last = now;
+        ++third_runs;
+        green::this_fiber::yield();
+      }
+    });
+    green::this_fiber::yield();  // third is running its yield loop
+    auto q = green::spawn([&] {
+      for (int i = 0; i < kHops; ++i) {
+        a.acquire();
+        hops.fetch_add(1);
+        b.release();
+      }
+    });
+    for (int i = 0; i < kHops; ++i) {
+      a.release();
+      b.acquire();
+      hops.fetch_add(1);
+    }
+    q.join();
+    done = true;
+    third.join();
+  });
+  EXPECT_GT(third_runs, kHops / 100) << "the third fiber hardly ran during the ping-pong";
+  // kNextBurst (16) hand-off dispatches between two dispatches from the ready queue.
+  EXPECT_LE(max_gap, 40) << "the ping-pong pair ran " << max_gap << " hops in a row";
 }
 
 TEST_P(SchedulerTest, YieldingFibersDoNotStarveNewFibers) {

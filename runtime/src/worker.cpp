@@ -189,6 +189,26 @@ void Worker::make_ready_remote(Context* c) noexcept {
   notify();
 }
 
+bool Worker::may_hold_next(const Context* c) const noexcept {
+  // A spinning worker would take a migratable fiber from shared_ (steal_ready): leave it
+  // there to run in parallel. A hint (relaxed): the slot costs at most the waker's run.
+  return c->pin_ != 0 || rt_->nspinning_.load(std::memory_order_relaxed) == 0;
+}
+
+Context* Worker::pop_next() {
+  if (!next_allowed()) return nullptr;
+  if (Context* c = runnext_) {
+    runnext_ = nullptr;
+    c->dequeue_check();
+    return c;
+  }
+  start_next_ = false;
+  while (Task* t = pop_task()) {
+    if (Context* c = context_for(t)) return c;
+  }
+  return nullptr;
+}
+
 void Worker::push_shared(Context* c) noexcept {
   c->enqueue_check();
   c->next_ = nullptr;
@@ -322,6 +342,12 @@ void Worker::push_task(Task* t) {
     rt_->wake_one(this);
     return;
   }
+  // Spawned by a fiber: a task starts at the next dispatch (it stays stealable in runq_);
+  // a fiber that held runnext_ goes to the back (Go's newproc).
+  if (running_ != &sched_) {
+    kick_next();
+    start_next_ = true;
+  }
   // Our own queue: we will run it ourselves if nobody steals it, so a missed wake-up costs
   // only parallelism; skip the fence and just look whether a worker sleeps (Go's wakep).
   if (rt_->nsleeping_.load(std::memory_order_relaxed) > 0 &&
@@ -447,7 +473,7 @@ void Worker::yield_current() {
   Context* next = ready_head_;
   // Fast path: another started fiber is ready, no unstarted task waits (they go first, see
   // below), nothing arrived from other threads and no poll is due. Plain loads only.
-  if (__builtin_expect(next != nullptr && poll_countdown_ > 1 && runq_.empty() &&
+  if (__builtin_expect(next != nullptr && poll_countdown_ > 1 && !runnext_ && runq_.empty() &&
                            rt_->global_.size() == 0 && !inbox_.load(std::memory_order_relaxed),
                        1)) {
     --poll_countdown_;
@@ -504,8 +530,21 @@ void Worker::context_done(Context* ctx) {
   bool home = ctx->home_ == this;  // a migrated context goes back to its home's pool
   Context* next = nullptr;
   if (!stopping() && !poll_due()) {
-    next = pop_ready();
-    if (!next && drain_inbox()) next = pop_ready();
+    // A task this fiber spawned (start_next_) starts below, on this very stack if it can.
+    bool start = false;
+    if ((runnext_ || start_next_) && next_allowed()) {
+      if ((next = runnext_)) {
+        runnext_ = nullptr;
+        next->dequeue_check();
+      } else {
+        start_next_ = false;
+        start = true;
+      }
+    }
+    if (!next && !start) {
+      next = pop_queued();
+      if (!next && drain_inbox()) next = pop_ready();
+    }
     if (!next) {
       while (Task* t = pop_task()) {
         if (home && (t->stack_size_ == 0 || t->stack_size_ == stacks_.default_size()) &&
@@ -698,7 +737,7 @@ void Worker::idle() {
   rt_->nsleeping_.fetch_add(1, std::memory_order_seq_cst);
   bool work = inbox_.load(std::memory_order_seq_cst) || has_msgs_.load(std::memory_order_seq_cst) ||
               shared_n_.load(std::memory_order_seq_cst) != 0 || !rt_->global_.empty() ||
-              !runq_.empty() || ready_head_ || stopping();
+              !runq_.empty() || ready_head_ || runnext_ || stopping();
   if (!work) {
     // Nothing but our own uv_async_t can wake this loop: a candidate for the deadlock report
     // (the monitor thread decides, looking at every worker).
@@ -794,6 +833,7 @@ bool Worker::has_waiting_work() const noexcept {
   // Hints from another thread: a stale answer costs one hand-off too many or one check later.
   return has_pending_work() || !runq_.empty() || !rt_->global_.empty() ||
          __atomic_load_n(&ready_head_, __ATOMIC_RELAXED) != nullptr ||
+         __atomic_load_n(&runnext_, __ATOMIC_RELAXED) != nullptr ||
          __atomic_load_n(&loop_.active_handles, __ATOMIC_RELAXED) > 1 ||
          __atomic_load_n(&loop_.active_reqs.count, __ATOMIC_RELAXED) != 0;
 }
@@ -808,7 +848,11 @@ __attribute__((noinline)) bool Worker::run_loop(Machine* m) {
     // for the same reason). A batch, not one: with thousands of ready fibers (a server's
     // connections) one start per pass left new connections unanswered for seconds (a pass
     // comes every kPollInterval dispatches). The rest stays stealable in runq_.
-    Context* next = nullptr;
+    // Remote wake-ups of pinned fibers wait in the inbox, which is otherwise drained only
+    // when the ready queues run dry: at least once a pass, so they cannot be starved.
+    drain_inbox();
+    // Before the batch: a fiber's hand-off (runnext_) or the oldest ready fiber.
+    Context* next = pop_ready();
     for (int started = 0; started < kStartBatch;) {
       Task* t = pop_task();
       if (!t) break;
@@ -817,7 +861,7 @@ __attribute__((noinline)) bool Worker::run_loop(Machine* m) {
         ++started;
       }
     }
-    if ((next = next_runnable())) {
+    if (next || (next = next_runnable())) {
       switch_to(next);
       // Handed off (machine.hpp): this scheduler context was suspended here while machine m
       // ran a fiber, and the worker went to another machine; m's fiber has just switched back
@@ -876,6 +920,8 @@ void Worker::teardown() {
   timers_.clear();
   free_timers_ = nullptr;
   ready_head_ = ready_tail_ = nullptr;
+  runnext_ = nullptr;
+  start_next_ = false;
   SpinGuard lk(shared_mu_);
   shared_head_ = shared_tail_ = nullptr;
   shared_n_.store(0, std::memory_order_relaxed);

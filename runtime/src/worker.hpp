@@ -21,6 +21,18 @@
 //            a thread that wakes a parked migratable fiber without an armed timer pushes it
 //            here directly (so a worker stuck in one fiber does not hold it). pop_ready
 //            alternates between ready_ and shared_ when both have fibers.
+//   runnext_ one started fiber made runnable by the running fiber of this worker (it woke it
+//            through a lock, condvar, semaphore, channel, join): it runs as soon as the waker
+//            stops, before the ready queues (Go's runnext); a newer one sends it to the back.
+//            start_next_ likewise says that the running fiber spawned a task (it stays in
+//            runq_, stealable): the next dispatch starts one. Hand-offs then cost no trip
+//            through the whole ready queue: with thousands of ready fibers (a server's
+//            connections) an accept loop whose thread start waits for the new thread (Python's
+//            Thread.start) was served once per round otherwise. Bound (Go's inheritTime): at
+//            most kNextBurst such dispatches while fibers wait in ready_/shared_, then one of
+//            those runs (next_allowed). Owner thread only: not stealable; a migratable context
+//            goes to shared_ instead while another worker spins looking for work.
+//            Wake-ups from the scheduler context (fds, timers, other threads) never go there.
 //   inbox_   started fibers made runnable by other threads (those that may not go to shared_
 //            directly): a lock-free LIFO push by any thread, taken whole (and reversed) by
 //            the owner. Publishing is a release CAS, taking an acquire exchange.
@@ -108,9 +120,15 @@ class Worker {
       make_ready_remote(c);
     }
   }
-  // make_ready() on this worker's own thread.
+  // make_ready() on this worker's own thread. A fiber that wakes another (a lock, condvar,
+  // semaphore, channel or join hand-off) makes it the next to run (runnext_); wake-ups from
+  // the scheduler context (fds, timers, messages) join the back of the ready queues.
   void make_ready_local(Context* c) noexcept {
-    push_ready(c);
+    if (running_ != &sched_) {
+      push_next(c);
+    } else {
+      push_ready(c);
+    }
     // From a libuv callback: uv_run(UV_RUN_ONCE) runs due timers *before* it polls and would
     // then block in epoll_wait with this fiber ready (libuv only skips the block for pending
     // callbacks). uv_stop makes that poll non-blocking; it is exactly this store (uv-common.c),
@@ -225,6 +243,10 @@ class Worker {
   static constexpr std::int64_t kPollPeriodNs = 20'000;  // ... and at least this long
   static constexpr std::size_t kMaxPooledContexts = 1024;
   static constexpr int kStartBatch = 32;  // new tasks started per scheduler pass (run())
+  // runnext_ / start_next_ dispatches allowed between two dispatches from the ready queues
+  // while fibers wait there (the bound Go gets from inheritTime: a pair of fibers waking each
+  // other cannot starve the rest).
+  static constexpr std::uint32_t kNextBurst = 16;
 
   // A ready fiber, or a context bound to a new task, or nullptr. The ready queue inline (every
   // park), the inbox and new tasks out of line.
@@ -235,6 +257,40 @@ class Worker {
   Context* next_runnable_slow();
   Context* context_for(Task* t);  // pooled or new context, bound to t; nullptr if t failed
   Task* pop_task();
+  // runnext_ (see the note at the top): c runs when the running fiber stops; a context that
+  // held the slot goes to the back of the ready queues (Go's runqput(next=true)).
+  void push_next(Context* c) {
+    if (__builtin_expect(c->migratable_, 0) && !may_hold_next(c)) {
+      push_ready(c);
+      return;
+    }
+    kick_next();
+    start_next_ = false;
+    c->enqueue_check();
+    c->state_ = Context::State::kReady;
+    runnext_ = c;
+  }
+  // Sends the holder of runnext_, if any, to the back of the ready queues.
+  void kick_next() {
+    if (Context* old = runnext_) {
+      runnext_ = nullptr;
+      old->dequeue_check();  // push_ready counts it again
+      push_ready(old);
+    }
+  }
+  bool may_hold_next(const Context* c) const noexcept;
+  // The runnext burst guard: true if the next dispatch may take runnext_ or start_next_.
+  bool next_allowed() noexcept {
+    if (next_credit_ != 0) {
+      --next_credit_;
+      return true;
+    }
+    if (!ready_head_ && shared_n_.load(std::memory_order_relaxed) == 0) return true;
+    next_credit_ = kNextBurst;  // the oldest ready fiber goes first, then a new burst
+    return false;
+  }
+  // runnext_ or a task to start (start_next_), if next_allowed(); else nullptr.
+  Context* pop_next();
   void push_ready(Context* c) {
     if (__builtin_expect(c->migratable_, 0) && c->pin_ == 0) {
       if (c->timed_waiter_) c->disarm_timer();  // woken: its timer is of no use any more
@@ -252,7 +308,15 @@ class Worker {
     }
     ready_tail_ = c;
   }
+  // The next fiber to run from this worker's queues: runnext_ (or a task a fiber just
+  // spawned) within the burst guard, else the ready queues.
   Context* pop_ready() {
+    if (__builtin_expect(runnext_ != nullptr || start_next_, 0)) {
+      if (Context* c = pop_next()) return c;
+    }
+    return pop_queued();
+  }
+  Context* pop_queued() {
     // shared_n_ is a hint (relaxed); pushes from other threads are also announced by notify.
     if (__builtin_expect(shared_n_.load(std::memory_order_relaxed) != 0, 0) &&
         (!ready_head_ || (flip_ = !flip_))) {
@@ -306,6 +370,9 @@ class Worker {
   Context* running_ = nullptr;
   Context* ready_head_ = nullptr;
   Context* ready_tail_ = nullptr;
+  Context* runnext_ = nullptr;  // made runnable by the running fiber: runs next (push_next)
+  bool start_next_ = false;     // a fiber spawned a task: start one next (push_task)
+  std::uint32_t next_credit_ = kNextBurst;  // next_allowed()
   std::atomic<Context*> inbox_{nullptr};
   SpinLock shared_mu_;  // a leaf lock
   Context* shared_head_ GREEN_GUARDED_BY(shared_mu_) = nullptr;
