@@ -56,14 +56,14 @@ void* Task::operator new(std::size_t n) {
 }
 
 void Task::operator delete(void* p, std::size_t n) noexcept {
-  if (!TaskCache::cacheable(n)) return ::operator delete(p, n);
+  if (!TaskCache::cacheable(n)) return ::operator delete(p);
   if (Worker::current()) {
     RuntimeEntry in;  // as in operator new
     if (Worker* w = Worker::current()) {
       if (w->task_cache_.put(p, n)) return;
     }
   }
-  ::operator delete(p, TaskCache::block_size(n));
+  ::operator delete(p);  // unsized: clang < 16 declares no sized form by default
 }
 
 Task::~Task() {

@@ -72,7 +72,7 @@ class TaskCache {
       while (Node* b = l.head) {
         sanitizer_unpoison(b, (i + 1) * kClassBytes);
         l.head = b->next;
-        ::operator delete(b, (i + 1) * kClassBytes);
+        ::operator delete(b);
       }
       l.count = 0;
     }

@@ -56,8 +56,8 @@ class GREEN_API Task {
   static void operator delete(void* p, std::size_t n) noexcept;
   // Over-aligned function objects: plain aligned ::operator new/delete, never cached.
   static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
-  static void operator delete(void* p, std::size_t n, std::align_val_t a) noexcept {
-    ::operator delete(p, n, a);
+  static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept {
+    ::operator delete(p, a);  // unsized: clang < 16 declares no sized form by default
   }
 
   void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
