@@ -3,6 +3,7 @@
 #include <pthread.h>
 
 #include <atomic>
+#include <cfenv>
 #include <cstdio>
 #include <memory>
 #include <set>
@@ -11,6 +12,7 @@
 #include <thread>
 #include <vector>
 
+#include "green/debug.hpp"
 #include "green/green.hpp"
 #include "support/green_test.hpp"
 
@@ -400,6 +402,88 @@ TEST_P(FiberTest, CallingThreadIsWorkerZero) {
     }
   });
   EXPECT_EQ(seen_zero_on_caller.load(), 1) << "worker 0 is not the thread that called run()";
+}
+
+// The floating-point control state (rounding mode here) is per fiber, as it is per thread:
+// a fiber starts with its spawner's and keeps its own across switches (runtime/src/switch.hpp).
+TEST_P(FiberTest, RoundingModeIsInheritedAndPerFiber) {
+  run([] {
+    ASSERT_EQ(std::fesetround(FE_UPWARD), 0);
+    std::atomic<bool> ok{true};
+    auto f = green::spawn([&] {
+      if (std::fegetround() != FE_UPWARD) ok = false;  // inherited from the spawner
+      std::fesetround(FE_DOWNWARD);
+      for (int i = 0; i < 2000; ++i) {
+        green::this_fiber::yield();
+        if (std::fegetround() != FE_DOWNWARD) ok = false;
+      }
+    });
+    bool mine = true;
+    for (int i = 0; i < 2000 && !f.done(); ++i) {
+      green::this_fiber::yield();
+      if (std::fegetround() != FE_UPWARD) mine = false;
+    }
+    f.join();
+    EXPECT_TRUE(mine) << "the spawned fiber's rounding mode leaked into the spawner";
+    EXPECT_TRUE(ok.load()) << "the spawned fiber did not start with, or keep, its own mode";
+    EXPECT_EQ(std::fegetround(), FE_UPWARD);
+    std::fesetround(FE_TONEAREST);
+  });
+}
+
+// Task control blocks (runtime/src/task_cache.hpp): a worker keeps the blocks of finished
+// tasks for its next spawns, at most 64 per size class, whoever allocated them.
+TEST(TaskCache, FinishedTaskBlockIsReusedBySameSizeSpawn) {
+  green_test::run_green(1, [] {
+    std::size_t during = 0;
+    auto where = [&during] {  // one function type: every spawn below has the same size
+      during = green::cached_tasks();
+      return static_cast<void*>(green::detail::current_task());
+    };
+    std::size_t before = green::cached_tasks();
+    void* first = green::spawn(where).join();
+    EXPECT_EQ(green::cached_tasks(), before + 1) << "a joined task's block was not kept";
+    void* second = green::spawn(where).join();
+    EXPECT_EQ(second, first) << "the next spawn of the same size did not reuse the kept block";
+    EXPECT_EQ(during, before) << "the spawn did not take its block from the cache";
+    EXPECT_EQ(green::cached_tasks(), before + 1);
+  });
+}
+
+TEST(TaskCache, CacheIsBounded) {
+  green_test::run_green(1, [] {
+    std::vector<green::Fiber<int>> fs;
+    for (int i = 0; i < 1000; ++i) fs.push_back(green::spawn([i] { return i; }));
+    for (auto& f : fs) f.join();
+    fs.clear();
+    std::size_t n = green::cached_tasks();
+    EXPECT_GE(n, 1u);
+    EXPECT_LE(n, 64u) << "1000 freed tasks of one size: the cache kept more than its bound";
+  });
+}
+
+TEST(TaskCache, BlockFromPlainThreadIsKeptByTheWorkerThatFreesIt) {
+  green_test::run_green(1, [] {
+    green::Fiber<int> f;
+    std::thread t([&] { f = green::spawn([] { return 5; }); });  // allocated off any worker
+    t.join();
+    std::size_t before = green::cached_tasks();
+    EXPECT_EQ(f.join(), 5);  // the last reference: freed on worker 0
+    EXPECT_EQ(green::cached_tasks(), before + 1);
+  });
+}
+
+TEST(TaskCache, HandleDroppedOnPlainThreadBypassesTheCache) {
+  green_test::run_green(1, [] {
+    auto f = green::spawn([] { return 6; });
+    // Done, and the runtime's reference is gone too: it drops it before the fiber's context
+    // switches away, and on one worker we run only after that.
+    EXPECT_TRUE(f.wait_for(std::chrono::seconds(10)));
+    std::size_t before = green::cached_tasks();
+    std::thread t([g = std::move(f)]() mutable { EXPECT_EQ(g.join(), 6); });  // the last one
+    t.join();
+    EXPECT_EQ(green::cached_tasks(), before) << "a plain thread put a block in a worker's cache";
+  });
 }
 
 class FiberDeathTest : public green_test::WorkersTest {};

@@ -48,6 +48,7 @@ void run_task(Worker* w, Task* t) {
   // sees a cancel, later relaxed reads in park() see it too (read-read coherence).
   s.home.store(w, std::memory_order_seq_cst);
   (void)s.cancel_pending.load(std::memory_order_seq_cst);
+  fp_control_enter(s.fp);  // not the previous task's of this context (switch.hpp)
   t->run();
   if (Runtime::forked_child()) {
     // A fork child (see Runtime::on_fork_child) has no scheduler to go back to: the fiber's

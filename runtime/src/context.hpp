@@ -1,5 +1,5 @@
 // Context: the execution vehicle of fibers: one stack plus one suspended machine context
-// (Boost.Context's fcontext_t: jump_fcontext is the whole switch, ~20 instructions).
+// (Boost.Context's fcontext_t; the switch is machine_jump, ~25 instructions: switch.hpp).
 //
 // A Context lives at the top of its own stack (no separate allocation). Its *home* worker
 // (home_) owns the stack, the pool slot and the all_contexts_ link for the context's whole
@@ -27,12 +27,12 @@
 // the fcontext layer directly keeps the switch within a few instructions of the raw cost.
 //
 // Context owns everything Boost.Context: the stack's machine state (`fctx_`, private), the
-// switch (jump(), the only call of jump_fcontext; it also switches the FS base when the next
-// context runs with another thread pointer, `tp_`: thread_pointer.hpp) and the entry of a new
-// stack. Worker decides
-// *which* context runs next and does the bookkeeping (Worker::switch_to); Context does the
-// switch itself. Timed waits (arm_timer / disarm_timer / timer_deadline) borrow a uv_timer_t
-// of the worker the context runs on (Worker::take_timer) for the duration of one wait.
+// switch (jump(), the only call of machine_jump besides the hand-off's in machine.cpp; it also
+// switches the FS base when the next context runs with another thread pointer, `tp_`:
+// thread_pointer.hpp) and the entry of a new stack. Worker decides *which* context runs next
+// and does the bookkeeping (Worker::switch_to); Context does the switch itself. Timed waits
+// (arm_timer / disarm_timer / timer_deadline) borrow a uv_timer_t of the worker the context
+// runs on (Worker::take_timer) for the duration of one wait.
 //
 // Fields are touched only by the thread of the worker it runs on (worker_), except `next_`,
 // which links the Context into a queue another thread may push on (Worker::inbox_, the shared
@@ -48,6 +48,7 @@
 #include "green/detail/wait.hpp"
 #include "sanitizer.hpp"
 #include "stack_pool.hpp"
+#include "switch.hpp"
 
 namespace green::detail {
 
@@ -78,7 +79,7 @@ class Context {
     to->suspended_.store(false, std::memory_order_relaxed);  // see suspended_
     void* fake_stack = nullptr;
     sanitizer_before_switch(to->san_, &fake_stack);
-    auto from = boost::context::detail::jump_fcontext(to->fctx_, this);
+    auto from = machine_jump(to->fctx_, this);
     sanitizer_after_switch(fake_stack);
     finish_switch(from);
   }

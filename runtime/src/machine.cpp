@@ -421,7 +421,7 @@ void reattach() noexcept {
   // write on, this stack makes no TLS access until a worker switches back to it (jump()
   // then writes our thread pointer again).
   write_tp(m->sched_tp);
-  auto from = boost::context::detail::jump_fcontext(m->native, self);
+  auto from = machine_jump(m->native, self);
   Context::finish_switch(from);
 }
 

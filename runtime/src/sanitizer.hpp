@@ -72,6 +72,23 @@ inline void sanitizer_forget_stack(void* lo, std::size_t len) {
   (void)len;
 }
 
+// Heap memory kept for reuse (TaskCache): poisoned while cached, so that a use after its
+// owner's delete still faults under ASan.
+inline void sanitizer_poison(void* p, std::size_t len) {
+#if GREEN_ASAN
+  __asan_poison_memory_region(p, len);
+#endif
+  (void)p;
+  (void)len;
+}
+inline void sanitizer_unpoison(void* p, std::size_t len) {
+#if GREEN_ASAN
+  __asan_unpoison_memory_region(p, len);
+#endif
+  (void)p;
+  (void)len;
+}
+
 // Called right before jumping to `to`. `fake_stack` must live in the caller's frame.
 inline void sanitizer_before_switch(const SanitizerState& to, void** fake_stack) {
 #if GREEN_ASAN

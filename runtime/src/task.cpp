@@ -10,6 +10,7 @@
 // one of the two sides always sees the other.
 #include <atomic>
 
+#include "green/debug.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/detail/task.hpp"
 #include "green/errors.hpp"
@@ -20,12 +21,49 @@
 namespace green::detail {
 
 namespace {
+
 std::atomic<std::uint64_t> g_next_id{1};
+
+// A new task id: from the calling worker's block of ids (Worker::next_id_), refilled
+// kIdBlock at a time, so that a spawn writes no cache line shared with other workers.
+std::uint64_t new_task_id() noexcept {
+  constexpr std::uint64_t kIdBlock = 1024;
+  Worker* w = Worker::current();
+  if (!w) return g_next_id.fetch_add(1, std::memory_order_relaxed);
+  if (w->next_id_ == w->end_id_) {
+    w->next_id_ = g_next_id.fetch_add(kIdBlock, std::memory_order_relaxed);
+    w->end_id_ = w->next_id_ + kIdBlock;
+  }
+  return w->next_id_++;
 }
 
-Task::Task(std::uint32_t refs)
-    : refs_(refs), id_(g_next_id.fetch_add(1, std::memory_order_relaxed)) {
+}  // namespace
+
+Task::Task(std::uint32_t refs) : refs_(refs), id_(new_task_id()) {
   TaskState::construct(this);
+  TaskState::of(this).fp = fp_control_save();  // a new thread starts with its creator's
+}
+
+void* Task::operator new(std::size_t n) {
+  if (!TaskCache::cacheable(n)) return ::operator new(n);
+  if (Worker::current()) {
+    RuntimeEntry in;  // no hand-off in the middle (task_cache.hpp); reattaches a detached fiber
+    if (Worker* w = Worker::current()) {
+      if (void* p = w->task_cache_.take(n)) return p;
+    }
+  }
+  return ::operator new(TaskCache::block_size(n));
+}
+
+void Task::operator delete(void* p, std::size_t n) noexcept {
+  if (!TaskCache::cacheable(n)) return ::operator delete(p);
+  if (Worker::current()) {
+    RuntimeEntry in;  // as in operator new
+    if (Worker* w = Worker::current()) {
+      if (w->task_cache_.put(p, n)) return;
+    }
+  }
+  ::operator delete(p);  // unsized: clang < 16 declares no sized form by default
 }
 
 Task::~Task() {
@@ -93,6 +131,17 @@ WakeReason Task::wait_done(TimePoint deadline) noexcept {
   return wait_on(s.joiners, s.join_lock, w, deadline);
 }
 
-Task* current_task() noexcept { return tls().task; }
+Task* current_task() noexcept {
+  return tls().task;
+}
 
 }  // namespace green::detail
+
+namespace green {
+
+std::size_t cached_tasks() noexcept {
+  detail::Worker* w = detail::Worker::current();
+  return w ? w->task_cache_.size() : 0;
+}
+
+}  // namespace green

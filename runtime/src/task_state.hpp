@@ -16,6 +16,7 @@
 //   error               : written by the task before kDone (or by the worker that failed to
 //                         start it), read by the joiner after done() (release/acquire)
 //   join_lock, joiners  : joiners is guarded by join_lock
+//   fp                  : set by the creator (Task::Task), read when the task starts
 //   interrupt_pending, interrupt_queued, interrupt_next : interrupt_task() (task.cpp) and the
 //                         home worker's drain_interrupts (worker.cpp); next is written by the
 //                         pusher before its release CAS
@@ -28,6 +29,7 @@
 
 #include "green/detail/task.hpp"
 #include "green/detail/wait.hpp"
+#include "switch.hpp"
 
 namespace green::detail {
 
@@ -41,13 +43,14 @@ struct TaskState {
   std::exception_ptr error;
   WaitList joiners GREEN_GUARDED_BY(join_lock);
   std::atomic<std::uint32_t> state{kQueued};
-  std::atomic<bool> cancel_pending{false};    // consumed when delivered
-  std::atomic<bool> cancel_requested{false};  // sticky
+  std::atomic<bool> cancel_pending{false};     // consumed when delivered
+  std::atomic<bool> cancel_requested{false};   // sticky
   std::atomic<bool> interrupt_pending{false};  // interrupt_task(): consumed by park/the worker
   std::atomic<bool> interrupt_queued{false};   // on home's interrupt list
   Task* interrupt_next = nullptr;              // link in that list
   bool deadline_fired = false;
   SpinLock join_lock;
+  FpControl fp;  // the creator's floating-point control state (switch.hpp); immutable
 
   static TaskState& of(Task* t) noexcept {
     return *std::launder(reinterpret_cast<TaskState*>(t->rt_));

@@ -922,6 +922,7 @@ void Worker::teardown() {
   ready_head_ = ready_tail_ = nullptr;
   runnext_ = nullptr;
   start_next_ = false;
+  task_cache_.close();  // tasks freed on this thread from now on go to ::operator delete
   SpinGuard lk(shared_mu_);
   shared_head_ = shared_tail_ = nullptr;
   shared_n_.store(0, std::memory_order_relaxed);

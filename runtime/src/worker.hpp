@@ -64,6 +64,7 @@
 #include "poller.hpp"
 #include "run_queue.hpp"
 #include "stack_pool.hpp"
+#include "task_cache.hpp"
 #include "tls.hpp"
 
 namespace green {
@@ -216,6 +217,12 @@ class Worker {
   // all_mu_ (create/destroy); read under it by any worker's dump.
   SpinLock all_mu_;
   Context* all_contexts_ GREEN_GUARDED_BY(all_mu_) = nullptr;
+
+  // Owner thread only: freed Task blocks for the next spawns (Task::operator new/delete,
+  // task_cache.hpp) and the block of task ids this worker hands out [next_id_, end_id_).
+  TaskCache task_cache_;
+  std::uint64_t next_id_ = 0;
+  std::uint64_t end_id_ = 0;
 
   // Any thread: true if a woken fiber or a message waits for this worker.
   // seq_cst: the re-check half of the sleep/wake Dekker, as in idle().

@@ -10,8 +10,12 @@
 // The same dump is printed to stderr on the signal named by GREEN_DUMP_SIGNAL, with the
 // deadlock report (GREEN_DEADLOCK) and the blocked-worker report (GREEN_BLOCKED_MS); see
 // green/options.hpp. tools/green-gdb.py shows the same from gdb, with parked backtraces.
+//
+// cached_tasks() is a count for tests and tuning: the task control blocks the calling
+// worker keeps for reuse by its next spawns (0 off a worker).
 #pragma once
 
+#include <cstddef>
 #include <ostream>
 #include <string>
 
@@ -21,5 +25,6 @@ namespace green {
 
 GREEN_API std::string fiber_dump();
 GREEN_API void dump_fibers(std::ostream& out);
+GREEN_API std::size_t cached_tasks() noexcept;
 
 }  // namespace green

@@ -15,13 +15,19 @@
 //                        task itself (this_fiber::set_name): read it from the task
 //   shim_data_         : the shim's per-fiber-thread state; the task's own thread only
 //   tp_                : set by the shim before submit(), read by the runtime when it starts
-//   id_                : immutable
+//   id_                : immutable; unique, but not in spawn order across workers (each
+//                        worker hands out ids from a block of its own)
 //   refs_              : atomic reference count (the handle's and the runtime's)
+//
+// Allocation: Task's operator new/delete keep freed blocks in the calling worker's free
+// lists for the next spawn (runtime/src/task_cache.hpp); off a worker they are ::operator
+// new/delete.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <new>
 #include <optional>
 #include <string>
 #include <type_traits>
@@ -43,6 +49,16 @@ class GREEN_API Task {
 
   // Runs the function and records its result or exception. Called once, on the task's fiber.
   virtual void run() noexcept = 0;
+
+  // Every Task (TaskImpl<...>, the shim's) is allocated through these: see the note above.
+  // The sized delete gets the most derived type's size (the destructor is virtual).
+  static void* operator new(std::size_t n);
+  static void operator delete(void* p, std::size_t n) noexcept;
+  // Over-aligned function objects: plain aligned ::operator new/delete, never cached.
+  static void* operator new(std::size_t n, std::align_val_t a) { return ::operator new(n, a); }
+  static void operator delete(void* p, std::size_t, std::align_val_t a) noexcept {
+    ::operator delete(p, a);  // unsized: clang < 16 declares no sized form by default
+  }
 
   void ref() noexcept { refs_.fetch_add(1, std::memory_order_relaxed); }
   void unref() noexcept {
