@@ -178,7 +178,9 @@ void Machines::consider(Worker* w, std::uint64_t d) noexcept {
   if (!enabled()) return;
   Machine* m = w->m_.load(std::memory_order_acquire);  // pairs with run_on's release
   if (!m || m->request.load(std::memory_order_relaxed) != Machine::kNone) return;
-  if (!w->has_waiting_work()) return;  // nothing else of w's would run: nobody waits for it
+  // Nothing else of w's would run: nobody waits for it -- but at stop the stop does (the
+  // teardown barrier; Monitor::hand_off_at_stop).
+  if (!rt_->stopping() && !w->has_waiting_work()) return;
   bool spare;
   {
     SpinGuard lk(lock_);
@@ -215,7 +217,7 @@ std::string Machines::describe(Worker* w) const {
          std::to_string(ndetached_.load(std::memory_order_relaxed)) + " detached)";
 }
 
-void Machines::poll() noexcept {
+void Machines::poll(bool final) noexcept {
   if (!orphans_.empty()) {
     std::vector<Worker*> retry;
     retry.swap(orphans_);
@@ -227,15 +229,17 @@ void Machines::poll() noexcept {
     int r = m->request.load(std::memory_order_acquire);
     if (r == Machine::kAsked) {
       std::int64_t age = now_ns() - m->request_ns;
-      if (!rt_->stopping() && age < kWithdrawNs) {
+      if (!final && age < kWithdrawNs) {
         // Not answered yet: the thread may not have been scheduled. A signal is never lost,
         // but a second one costs nothing (the handler answers only once).
         if (age > kResendNs) raw_syscall_ret(SYS_tgkill, g_pid, m->tid, g_signo);
         ++i;
         continue;
       }
-      // Stopping, or unanswered for too long: withdraw it (a handler that runs later sees
-      // kNone and leaves the signal to the program); the next check may ask again.
+      // Unanswered for too long, or the monitor's last look (finish): withdraw it (a handler
+      // that runs later sees kNone and leaves the signal to the program); the next check may
+      // ask again. At stop the requests stay until then: the stop waits for their answers
+      // (Monitor::hand_off_at_stop).
       int expect = Machine::kAsked;
       if (m->request.compare_exchange_strong(expect, Machine::kNone, std::memory_order_acq_rel)) {
         pending_.erase(pending_.begin() + long(i));
@@ -308,9 +312,10 @@ void Machines::finish() noexcept {
   // Monitor thread, after its loop: every request answered or withdrawn, every released
   // worker given a machine (it must run its own teardown).
   for (int spins = 0; !pending_.empty() && spins < 1000; ++spins) {
-    poll();
+    poll(spins == 999);
     if (!pending_.empty()) os_yield();
   }
+  poll(true);
   for (int tries = 0; !orphans_.empty() && tries < 100; ++tries) {
     std::vector<Worker*> retry;
     retry.swap(orphans_);

@@ -111,7 +111,7 @@ class Machines {
   // Monitor thread: worker w has run one fiber (dispatch count d) for 2 slices.
   void consider(Worker* w, std::uint64_t d) noexcept;
   // Monitor thread, every check: finishes the requests answered since.
-  void poll() noexcept;
+  void poll(bool final = false) noexcept;
   // For the blocked-worker report: the hand-off state of w, or "" when hand-off is off.
   std::string describe(Worker* w) const;
   // The machine of the thread that called green::run (Runtime::run).

@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstring>
 #include <string>
+#include <thread>
 
 #include "context.hpp"
 #include "green/debug.hpp"
@@ -69,6 +70,7 @@ Monitor::Monitor(Runtime* rt, const Options& opts) : rt_(rt), opts_(opts) {
   rt->monitor_ = this;
   thread_ = std::thread([this] {
     run();
+    hand_off_at_stop();
     rt_->machines()->finish();  // every handed-off worker has a machine to tear it down
     rt_->monitor_done_.store(true, std::memory_order_release);  // workers may tear down now
   });
@@ -177,6 +179,29 @@ void Monitor::check_slices(long elapsed_ms) {
     rt_->wake_one(w);  // an idle worker may take this worker's runnable fiber-threads
   }
   any_busy_ = any;
+}
+
+// At stop every worker must leave its loop (the teardown barrier in Worker::run_loop waits for
+// all of them). One that runs a fiber which never enters the runtime (a thread spinning for
+// ever while main returns) leaves only if it is handed off: a spare binds it, sees stopping_
+// and tears it down, and the fiber keeps its OS thread until the process exits. While the
+// runtime runs, a worker with nothing else to run is not handed off (consider(): nobody waits
+// for it); at stop the stop itself waits for it. Bounded (5 s): a fiber stuck inside runtime
+// code refuses every request, and its worker holds the stop as before.
+void Monitor::hand_off_at_stop() {
+  if (!rt_->stopping() || opts_.slice_ms <= 0) return;
+  Machines* ms = rt_->machines();
+  for (int round = 0; round < 1000; ++round) {
+    // Acquire: pairs with the workers' acq_rel increments at their barrier.
+    if (rt_->exited_.load(std::memory_order_acquire) >= rt_->worker_count()) return;
+    ms->poll();
+    for (std::size_t i = 0; i < rt_->worker_count(); ++i) {
+      Worker* w = rt_->worker(i);
+      if (w->running_task_.load(std::memory_order_relaxed) == nullptr) continue;
+      ms->consider(w, w->dispatches_.load(std::memory_order_relaxed));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
 }
 
 void Monitor::check_blocked(long elapsed_ms) {

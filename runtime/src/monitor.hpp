@@ -34,6 +34,7 @@ class Monitor {
 
  private:
   void run();
+  void hand_off_at_stop();
   void check_blocked(long elapsed_ms);
   void check_slices(long elapsed_ms);
   void check_deadlock();
