@@ -190,10 +190,17 @@ void Monitor::check_slices(long elapsed_ms) {
 // code refuses every request, and its worker holds the stop as before.
 void Monitor::hand_off_at_stop() {
   if (!rt_->stopping() || opts_.slice_ms <= 0) return;
+  // The first 1 ms (10 x 100 us) only waits: a worker whose fiber returns to it soon leaves
+  // by itself, and an exit is not delayed by a 5 ms sleep; then every 5 ms, it asks.
+  constexpr int kQuietRounds = 10;
   Machines* ms = rt_->machines();
-  for (int round = 0; round < 1000; ++round) {
+  for (int round = 0; round < kQuietRounds + 1000; ++round) {
     // Acquire: pairs with the workers' acq_rel increments at their barrier.
     if (rt_->exited_.load(std::memory_order_acquire) >= rt_->worker_count()) return;
+    if (round < kQuietRounds) {
+      std::this_thread::sleep_for(std::chrono::microseconds(100));
+      continue;
+    }
     ms->poll();
     for (std::size_t i = 0; i < rt_->worker_count(); ++i) {
       Worker* w = rt_->worker(i);
