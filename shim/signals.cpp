@@ -129,14 +129,24 @@ class SignalsBlocked {
 };
 
 void on_signal(int s, siginfo_t* info, void* uc);
-void on_handoff_signal(int s, siginfo_t* info, void* uc);
+void on_carrier_signal(int s, siginfo_t* info, void* uc);
 
-// Worker hand-off (runtime/src/machine.hpp) uses SIGURG as Go does: rarely used by programs,
-// ignored by default, so a request that arrives late or twice harms nothing. Once on, the
-// kernel's SIGURG handler is always on_handoff_signal, which passes every signal that is not
-// a request on to the program's disposition.
-constexpr int kHandoffSignal = SIGURG;
-bool g_handoff = false;  // written once at start-up, before any fiber-thread exists
+// The runtime's own signal, SIGURG as in Go: rarely used by programs, ignored by default, so one
+// that arrives late or twice harms nothing. Its kernel handler is on_carrier_signal from
+// start-up to exit, whatever the program's disposition (kept in g_act and honoured there). It
+// carries
+//   * forwards (post()): "a signal is pending on the fiber-thread you run". They must not
+//     travel as the signal itself: a forward is a real kernel signal that may be delivered late
+//     (its OS thread preempted), and by then the program may have reset that signal to SIG_DFL
+//     (CPython does at exit; SA_RESETHAND does after one handler) -- the forwarded copy of a
+//     SIGINT the program had already handled then killed it (CI, ctrl-c greenrun-2);
+//   * worker hand-off requests (runtime/src/machine.hpp), once hand-off is on.
+// Standard signals do not queue: a forward sent while a request is pending on that OS thread
+// (or the reverse) is merged into it. The handler therefore always looks for signals due on
+// the fiber it interrupted; the monitor re-sends a request that is not answered.
+constexpr int kCarrierSignal = SIGURG;
+bool g_carrier = false;  // written once at start-up, before any fiber-thread exists
+bool g_handoff = false;  // likewise
 
 void ensure_known_locked(int s) {
   Action& a = g_act[s];
@@ -159,8 +169,8 @@ void apply_locked(int s) {
   bool dfl_taken = h == reinterpret_cast<std::uintptr_t>(SIG_DFL) &&
                    a.want.load(std::memory_order_relaxed) && !(kStops & bit(s));
   struct sigaction k {};
-  if (s == kHandoffSignal && g_handoff) {
-    k.sa_sigaction = on_handoff_signal;
+  if (s == kCarrierSignal && g_carrier) {
+    k.sa_sigaction = on_carrier_signal;
     k.sa_flags = SA_SIGINFO | SA_RESTART | (a.flags.load(std::memory_order_relaxed) & SA_ONSTACK);
     sigfillset(&k.sa_mask);
     for (int f2 : {SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGTRAP, SIGSYS}) sigdelset(&k.sa_mask, f2);
@@ -306,7 +316,8 @@ bool deliver_pending(ShimThread* t, bool* restart, void* kernel_uc) {
 
 // Runs t's deliverable signals right here, in kernel signal context on t's own fiber. Hooks
 // are raw meanwhile (bypass): the handler interrupted arbitrary code of this worker.
-void run_direct(ShimThread* t, void* uc) {
+// Returns false if a handler without SA_RESTART ran.
+bool run_direct(ShimThread* t, void* uc) {
   detail::ThreadState& ts = detail::thread_state();
   ++ts.bypass;
   ++t_direct;
@@ -314,17 +325,37 @@ void run_direct(ShimThread* t, void* uc) {
   deliver_pending(t, &restart, uc);
   --t_direct;
   --ts.bypass;
+  return restart;
 }
 
-void forward(pid_t tid, int s) {
+// The carrier has SA_RESTART, so the kernel rewound a system call it cut short (ERESTARTSYS:
+// the instruction pointer back on `syscall`, rax its number again). When the handler that ran
+// for it lacks SA_RESTART, make the call return EINTR instead, as the kernel would have for that
+// handler. (A `syscall` merely about to run when the signal came is indistinguishable; EINTR
+// before it did anything is a result it may give anyway.)
+void unrestart(void* uc) {
+#if defined(__x86_64__)
+  auto* u = static_cast<ucontext_t*>(uc);
+  greg_t& ip = u->uc_mcontext.gregs[REG_RIP];
+  std::uint16_t insn;
+  std::memcpy(&insn, reinterpret_cast<const void*>(ip), sizeof insn);
+  if (insn != 0x050f) return;  // not at a `syscall` instruction
+  u->uc_mcontext.gregs[REG_RAX] = -EINTR;
+  ip += 2;
+#else
+  (void)uc;
+#endif
+}
+
+void forward(pid_t tid) {
   siginfo_t fi;
   std::memset(&fi, 0, sizeof fi);
-  fi.si_signo = s;
+  fi.si_signo = kCarrierSignal;
   fi.si_code = SI_QUEUE;
   fi.si_pid = g_pid;
   fi.si_uid = getuid();
   fi.si_value.sival_ptr = &g_fwd_tag;
-  raw(SYS_rt_tgsigqueueinfo, g_pid, tid, s, lp(&fi));
+  raw(SYS_rt_tgsigqueueinfo, g_pid, tid, kCarrierSignal, lp(&fi));
 }
 
 // Marks `s` pending on t and makes t notice: its interruptible park ends (kInterrupted), and,
@@ -362,7 +393,7 @@ void post(ShimThread* t, int s) {
   // where a handed-off fiber keeps running. A wrong guess costs a signal that finds nothing.
   pid_t tid = task ? static_cast<pid_t>(detail::running_os_thread(task)) : 0;
   if (tid == 0) tid = st.tid.load(std::memory_order_relaxed);
-  if (tid != 0 && tid != my_tid()) forward(tid, s);
+  if (tid != 0 && tid != my_tid()) forward(tid);
 }
 
 bool eligible(ShimThread* t, std::uint64_t b) {
@@ -428,16 +459,29 @@ void plain_call(int s, siginfo_t* info, void* uc) {
   }
 }
 
-// The kernel-level handler of SIGURG once hand-off is on: the monitor's request to this OS
-// thread is the runtime's (handoff_signal decides and acts, async-signal-safe); anything else
-// goes where on_signal or the program's SIG_DFL/SIG_IGN (both: ignore) would send it.
-void on_handoff_signal(int s, siginfo_t* info, void* uc) {
+bool is_forward(const siginfo_t* info) {
+  return info && info->si_code == SI_QUEUE && info->si_pid == g_pid &&
+         info->si_value.sival_ptr == &g_fwd_tag;
+}
+
+// The kernel-level handler of the carrier signal (see kCarrierSignal): a forward, a hand-off
+// request to this OS thread (handoff_signal decides and acts, async-signal-safe), or the
+// program's own SIGURG, which goes where on_signal or the program's SIG_DFL/SIG_IGN (both:
+// ignore) would send it. Then whatever is due on the fiber running here runs: a forward merged
+// into another SIGURG is not lost.
+void on_carrier_signal(int s, siginfo_t* info, void* uc) {
   int saved = errno;
-  bool request = info && detail::handoff_signal(info->si_code, info->si_pid);
-  errno = saved;
-  if (request) return;
+  bool ours = is_forward(info);
+  if (!ours && g_handoff && info && detail::handoff_signal(info->si_code, info->si_pid))
+    ours = true;
   // Acquire: pairs with apply_locked's release store (the disposition is complete).
-  if (g_act[s].taken.load(std::memory_order_acquire)) on_signal(s, info, uc);
+  if (!ours && g_act[s].taken.load(std::memory_order_acquire)) {
+    on_signal(s, info, uc);
+  } else if (active()) {
+    ShimThread* cur = self();
+    if (cur && !run_direct(cur, uc) && uc) unrestart(uc);
+  }
+  errno = saved;
 }
 
 // The kernel-level handler of every taken-over signal (see signals.hpp).
@@ -449,13 +493,6 @@ void on_signal(int s, siginfo_t* info, void* uc) {
     return;
   }
   ShimThread* cur = self();
-  if (info && info->si_code == SI_QUEUE && info->si_pid == g_pid &&
-      info->si_value.sival_ptr == &g_fwd_tag) {
-    // Forwarded by post(): the signal is already pending on its target.
-    if (cur) run_direct(cur, uc);
-    errno = saved;
-    return;
-  }
   record(s, info ? info->si_code : SI_USER, info ? info->si_pid : 0, info ? info->si_uid : 0,
          info ? info->si_value.sival_ptr : nullptr);
   bool thread_directed = (info && info->si_code == SI_TKILL) || s == SIGPIPE;
@@ -516,6 +553,14 @@ void enable_main(ShimThread* main) noexcept {
   sigset_t cur;
   raw(SYS_rt_sigprocmask, SIG_SETMASK, 0, lp(&cur), _NSIG / 8);
   main->sig.mask.store(bits_of(&cur) & ~kUnblockable, std::memory_order_relaxed);
+  if (!g_carrier) {  // enable_handoff() has not installed it
+    SignalsBlocked b;
+    g_act_lock.lock();
+    ensure_known_locked(kCarrierSignal);
+    g_carrier = true;
+    apply_locked(kCarrierSignal);
+    g_act_lock.unlock();
+  }
   register_thread(main);
   // seq_cst: after main is registered; active()'s relaxed reads need only see it eventually.
   g_enabled.store(true, std::memory_order_seq_cst);
@@ -525,10 +570,11 @@ void enable_handoff() noexcept {
   if (g_threads_os) return;
   SignalsBlocked b;
   g_act_lock.lock();
-  ensure_known_locked(kHandoffSignal);
+  ensure_known_locked(kCarrierSignal);
   g_handoff = true;
-  detail::enable_handoff(kHandoffSignal);
-  apply_locked(kHandoffSignal);
+  g_carrier = true;
+  detail::enable_handoff(kCarrierSignal);
+  apply_locked(kCarrierSignal);
   g_act_lock.unlock();
 }
 
@@ -577,7 +623,7 @@ void after_fork_child(std::uint64_t mask) noexcept {
   g_enabled.store(false, std::memory_order_relaxed);
   for (int s = 1; s <= kMaxSig; ++s) {
     Action& a = g_act[s];
-    if (!a.taken.load(std::memory_order_relaxed) && !(s == kHandoffSignal && g_handoff)) continue;
+    if (!a.taken.load(std::memory_order_relaxed) && !(s == kCarrierSignal && g_carrier)) continue;
     struct sigaction k {};
     k.sa_handler = reinterpret_cast<void (*)(int)>(a.handler.load(std::memory_order_relaxed));
     k.sa_flags = a.flags.load(std::memory_order_relaxed);

@@ -22,9 +22,11 @@
 //     would (hooks are raw meanwhile: the handler may only use async-signal-safe calls, as
 //     POSIX says). Otherwise the signal is marked pending on the target, the target's current
 //     interruptible park is ended with WakeReason::kInterrupted (detail::interrupt_task: atomics
-//     and uv_async_send only), and the signal is forwarded (rt_tgsigqueueinfo, tagged) to the
-//     OS thread the target runs on, so a target that is running -- a CPU loop, a pass-through
-//     blocking syscall -- is interrupted there.
+//     and uv_async_send only), and the OS thread the target runs on is sent a forward (the
+//     runtime's carrier signal, SIGURG, tagged, rt_tgsigqueueinfo), so a target that is running
+//     -- a CPU loop, a pass-through blocking syscall -- is interrupted there. The forward is
+//     never the signal itself: a late forward must not meet a disposition the program has
+//     changed since (signals.cpp, kCarrierSignal).
 //   * pthread_kill/raise to a fiber-thread never reach the kernel: they mark the target
 //     pending the same way (raise and pthread_kill(pthread_self()) run the handler before they
 //     return).
@@ -80,7 +82,7 @@ bool active() noexcept;
 // Start-up (adopt_main_thread): enables signal management (not in GREEN_THREADS=os mode).
 void enable_main(ShimThread* main) noexcept;
 // Start-up, when fiber-threads have thread identities of their own: turns on the runtime's
-// worker hand-off and gives the kernel the SIGURG handler that receives its requests.
+// worker hand-off, whose requests the carrier signal's handler (SIGURG) receives.
 void enable_handoff() noexcept;
 // pthread_create: the child inherits the creator's mask (call before the child can run).
 void inherit(ShimThread* child) noexcept;

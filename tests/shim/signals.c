@@ -14,7 +14,14 @@
  *   - ... also when that thread is busy and never blocks (non-blocking calls only, the shape of
  *     a loaded server's event loop): its handler runs within a second;
  *   - sigwait/sigtimedwait/sigwaitinfo in a dedicated thread while other threads keep sleeping
- *     on time; siginfo carries SI_TKILL / SI_USER and our pid. */
+ *     on time; siginfo carries SI_TKILL / SI_USER and our pid;
+ *   - a thread blocked in a system call no libc function wraps (syscall(SYS_read) on a pipe)
+ *     runs its handler there and fails with EINTR without SA_RESTART, restarts with it;
+ *   - a signal is acted on once: an SA_RESETHAND handler runs once for one kill(), and nothing
+ *     left behind for the thread whose kernel mask blocked everything meanwhile acts on the
+ *     SIG_DFL the reset installed. (Under greenrun the shim once woke a busy target's OS
+ *     thread with a second copy of the signal itself: when it came late, after the program had
+ *     reset the disposition -- CPython does at exit -- it killed the process.) */
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -25,6 +32,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 
 #include "shim_test.h"
 
@@ -664,14 +672,119 @@ static void test_sigwait(void) {
   CHECK(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
 }
 
+/* --- a system call no libc function wraps ------------------------------------------------ */
+
+static int g_rpipe[2];
+static atomic_long g_rret;
+static atomic_int g_rerr;
+static atomic_int g_rdone;
+static char g_rbyte;
+
+static void* raw_reader(void* p) {
+  (void)p;
+  errno = 0;
+  long r = syscall(SYS_read, g_rpipe[0], &g_rbyte, 1);
+  atomic_store(&g_rerr, errno);
+  atomic_store(&g_rret, r);
+  atomic_store(&g_rdone, 1);
+  return NULL;
+}
+
+static void test_raw_syscall(void) {
+  for (int restart = 0; restart <= 1; ++restart) {
+    set_handler(restart);
+    CHECK(pipe(g_rpipe) == 0);
+    atomic_store(&g_count, 0);
+    atomic_store(&g_rdone, 0);
+    pthread_t t;
+    CHECK(pthread_create(&t, NULL, raw_reader, NULL) == 0);
+    sleep_ms(50); /* in the kernel now (under greenrun its worker is handed off meanwhile) */
+    CHECK(pthread_kill(t, SIGUSR1) == 0);
+    wait_count(&g_count, 1);
+    CHECK(pthread_equal(atomic_load(&g_where), t));
+    if (restart) {
+      sleep_ms(30);
+      CHECK(atomic_load(&g_rdone) == 0); /* restarted: still waiting for data */
+      CHECK(write(g_rpipe[1], "r", 1) == 1);
+      CHECK(pthread_join(t, NULL) == 0);
+      CHECK(atomic_load(&g_rret) == 1 && g_rbyte == 'r');
+    } else {
+      CHECK(pthread_join(t, NULL) == 0);
+      CHECK(atomic_load(&g_rret) == -1 && atomic_load(&g_rerr) == EINTR);
+    }
+    CHECK(atomic_load(&g_count) == 1);
+    close(g_rpipe[0]);
+    close(g_rpipe[1]);
+  }
+}
+
+/* --- one signal, one action ---------------------------------------------------------------- */
+
+static atomic_int g_lf_ready;
+static atomic_int g_lf_count;
+
+static void on_int_once(int s) {
+  if (s == SIGINT) atomic_fetch_add(&g_lf_count, 1);
+}
+
+static void* late_sender(void* p) {
+  (void)p;
+  double end = now_ms() + 5000;
+  /* No call while waiting: under greenrun this thread holds its OS thread, so main and it
+   * run on different ones. */
+  for (unsigned long i = 0; !atomic_load(&g_lf_ready); ++i)
+    if ((i & 4095) == 0 && now_ms() > end) return NULL;
+  CHECK(kill(getpid(), SIGINT) == 0);
+  return NULL;
+}
+
+/* SIGINT: no thread blocks it or waits for it anywhere in this program (the shim keeps its own
+ * handler in the kernel for a SIG_DFL signal some thread blocks), as in CPython, whose SIGINT
+ * handler is reset at exit. */
+static void test_one_action(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_int_once;
+  sa.sa_flags = SA_RESETHAND;
+  sigemptyset(&sa.sa_mask);
+  CHECK(sigaction(SIGINT, &sa, NULL) == 0);
+  int fd = open("/dev/null", O_WRONLY);
+  CHECK(fd >= 0);
+  atomic_store(&g_lf_count, 0);
+  atomic_store(&g_lf_ready, 0);
+  pthread_t t;
+  CHECK(pthread_create(&t, NULL, late_sender, NULL) == 0);
+  sleep_ms(20);
+  /* Behind libc's back, this OS thread's kernel mask blocks everything: whatever the kernel
+   * queues for it waits until the unblock below. */
+  sigset_t all, old;
+  sigfillset(&all);
+  CHECK(syscall(SYS_rt_sigprocmask, SIG_BLOCK, &all, &old, _NSIG / 8) == 0);
+  atomic_store(&g_lf_ready, 1);
+  double t0 = now_ms();
+  while (atomic_load(&g_lf_count) == 0 && now_ms() - t0 < 3000) CHECK(write(fd, "x", 1) == 1);
+  double took = now_ms() - t0;
+  CHECK(syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, _NSIG / 8) == 0);
+  sleep_ms(50); /* anything queued for this OS thread is delivered by now */
+  CHECK(pthread_join(t, NULL) == 0);
+  fprintf(stderr, "one action: the SA_RESETHAND handler ran after %.1f ms\n", took);
+  CHECK(atomic_load(&g_lf_count) == 1);
+  struct sigaction now;
+  CHECK(sigaction(SIGINT, NULL, &now) == 0);
+  CHECK(now.sa_handler == SIG_DFL); /* reset by the delivery */
+  close(fd);
+}
+
 int main(void) {
   double t0 = now_ms();
+  test_one_action();
   test_masks();
   test_process_directed();
   test_busy_target();
   test_sigwait();
   test_blocking_calls();
   test_connect();
+  test_raw_syscall();
   printf("signals: ok (%.0f ms)\n", now_ms() - t0);
   return 0;
 }
