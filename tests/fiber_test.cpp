@@ -228,6 +228,39 @@ TEST_P(FiberTest, WaitForAndDone) {
   });
 }
 
+// Joins that end early (timeouts, a cancelled joiner) must leave the task's joiner list, and
+// a later join must still be woken: Task::wait_done re-locks and unlinks on those paths only.
+// A stale waiter left behind points into a dead stack frame and corrupts the list.
+TEST_P(FiberTest, InterruptedJoinsLeaveNoStaleWaiter) {
+  run([] {
+    green::Event go;
+    auto f = green::spawn([&] {
+      go.wait();
+      return 5;
+    });
+    for (int i = 0; i < 8; ++i) EXPECT_FALSE(f.wait_for(1ms));
+    std::atomic<bool> cancelled{false};
+    auto j = green::spawn([&] {
+      try {
+        (void)f.wait_for(60s);
+      } catch (const green::Cancelled&) {
+        cancelled = true;
+      }
+    });
+    green::this_fiber::sleep_for(5ms);  // j is parked in the join by now (or soon: see below)
+    j.cancel();
+    j.join();
+    EXPECT_TRUE(cancelled.load());
+    EXPECT_FALSE(f.done());
+    // The last waiter on the list must be the only one woken, and it must be woken.
+    auto waiter = green::spawn([&] { return f.wait_for(60s); });
+    green::this_fiber::sleep_for(5ms);
+    go.set();
+    EXPECT_TRUE(waiter.join());
+    EXPECT_EQ(f.join(), 5);
+  });
+}
+
 TEST_P(FiberTest, MoveTransfersOwnership) {
   run([] {
     auto f = green::spawn([] { return 8; });

@@ -128,7 +128,20 @@ WakeReason Task::wait_done(TimePoint deadline) noexcept {
     return WakeReason::kNotified;
   }
   Waiter w(WaitKind::kJoin, this);
-  return wait_on(s.joiners, s.join_lock, w, deadline);
+  s.joiners.push_back(&w);
+  WakeReason r = park(w, deadline, unlocker(s.join_lock));
+  // wait_on() without its re-lock in the usual case, a fiber joiner woken by finish_task():
+  // that unlinked w before wake()'s CAS (acq_rel; our acquire in reason()), and wake() touches
+  // only the Context after the CAS, never w. A plain thread's wake ends with a futex wake on
+  // w.state (w.context is nullptr then), and a timeout or cancel leaves w linked: both re-take
+  // the lock as wait_on does. The Task, with join_lock that finish_task still holds, outlives
+  // this return: run_task drops the runtime's reference only after finish_task.
+  if (r != WakeReason::kNotified || !w.context) {
+    s.join_lock.lock();
+    s.joiners.remove(&w);
+    s.join_lock.unlock();
+  }
+  return r;
 }
 
 Task* current_task() noexcept {
