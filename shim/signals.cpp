@@ -389,8 +389,9 @@ void post(ShimThread* t, int s) {
   detail::Task* task = st.task.load(std::memory_order_seq_cst);
   if (task) detail::interrupt_task(task);
   if (!unblocked) return;
-  // Where it runs now (it may have migrated since it started); else where it started, which is
-  // where a handed-off fiber keeps running. A wrong guess costs a signal that finds nothing.
+  // Where it runs now (it may have migrated since it started, and a handed-off fiber runs on the
+  // OS thread it was detached on); else where it started. A wrong guess costs a forward that
+  // finds nothing: the target then takes the signal at its next interposed call.
   pid_t tid = task ? static_cast<pid_t>(detail::running_os_thread(task)) : 0;
   if (tid == 0) tid = st.tid.load(std::memory_order_relaxed);
   if (tid != 0 && tid != my_tid()) forward(tid);

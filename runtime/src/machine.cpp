@@ -11,6 +11,7 @@
 #include <string>
 
 #include "context.hpp"
+#include "task_state.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/detail/raw_syscall.hpp"
 #include "runtime.hpp"
@@ -359,7 +360,8 @@ long running_os_thread(Task* t) noexcept {
     Machine* m = w->m_.load(std::memory_order_acquire);  // pairs with run_on's release store
     return m ? m->tid : 0;
   }
-  return 0;
+  // Handed off: it keeps running on the OS thread it was detached on.
+  return task_state(t).detached_on.load(std::memory_order_relaxed);
 }
 
 // --- hand-off: the stuck machine's side ---------------------------------------------------------
@@ -386,6 +388,7 @@ bool handoff_signal(int code, int pid) noexcept {
   // state is ours to keep, and w's Context record of it goes to the next machine.
   m->native = w->sched_.fctx_;
   m->fiber = c;
+  if (c->task_) task_state(c->task_).detached_on.store(int(m->tid), std::memory_order_relaxed);
   st.detached.store(m, std::memory_order_relaxed);
   Worker::forget_current_thread();  // the fiber's copy (its TLS block is the current one)
   m->state.store(Machine::kDetached, std::memory_order_release);  // see run_machine's end
@@ -419,6 +422,7 @@ void reattach() noexcept {
   }
   st.detached.store(nullptr, std::memory_order_relaxed);
   Context* self = m->fiber;
+  if (self->task_) task_state(self->task_).detached_on.store(0, std::memory_order_relaxed);
   m->fiber = nullptr;
   m->reattached = self;
   // To the machine's scheduler context, suspended in the loop of the worker it lost; it

@@ -49,6 +49,10 @@ struct TaskState {
   std::atomic<bool> interrupt_queued{false};   // on home's interrupt list
   Task* interrupt_next = nullptr;              // link in that list
   bool deadline_fired = false;
+  // Kernel tid of the OS thread the task runs on while handed off (detached from its worker:
+  // machine.cpp sets it in handoff_signal, clears it in reattach); 0 otherwise. Relaxed: a hint
+  // for running_os_thread (signal forwards), read from any thread or signal context.
+  std::atomic<int> detached_on{0};
   SpinLock join_lock;
   FpControl fp;  // the creator's floating-point control state (switch.hpp); immutable
 

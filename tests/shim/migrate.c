@@ -14,9 +14,18 @@
  * 3. slice: a thread loops on a non-blocking call (write to /dev/null) until a flag is set by
  *    a thread that first sleeps 50 ms. The sleeper must wake on time (< 1 s late) and the
  *    loop must end, with one worker too: the looping thread yields at its interposed call
- *    once its slice (GREEN_SLICE_MS, 10 ms) has expired. */
+ *    once its slice (GREEN_SLICE_MS, 10 ms) has expired.
+ * 4. signal to a moved thread in a system call no libc function wraps: threads yield and wait
+ *    until they run on another kernel task than the one they started on (bounded; plainly they
+ *    never do), then block in syscall(SYS_read) on an empty pipe (under greenrun each worker
+ *    is handed off meanwhile, the thread keeping its OS thread). pthread_kill with a handler
+ *    without SA_RESTART must end each read with EINTR and run the handler on it. Under
+ *    greenrun the shim once woke the OS thread the thread had *started* on, so a moved thread
+ *    never saw its signal and its read blocked for ever. */
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
+#include <sys/syscall.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
@@ -226,12 +235,82 @@ static void test_slice(void) {
   CHECK(close(fd) == 0);
 }
 
+/* --- 4. signal to a moved thread in a pass-through system call ------------------------------ */
+
+enum { kSgThreads = 4, kSgRounds = 3000 };
+static int sg_pipe[kSgThreads][2];
+static atomic_int sg_armed;
+static atomic_int sg_moved;
+static atomic_int sg_handled;
+static long sg_ret[kSgThreads];
+static int sg_errno[kSgThreads];
+static pthread_t sg_thread[kSgThreads];
+static pthread_mutex_t sg_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void sg_handler(int s) {
+  if (s != SIGUSR1) return;
+  for (int i = 0; i < kSgThreads; ++i)
+    if (pthread_equal(pthread_self(), sg_thread[i])) atomic_fetch_add(&sg_handled, 1);
+}
+
+static void* sg_reader(void* arg) {
+  long i = (long)(intptr_t)arg;
+  long start = kernel_task();
+  for (int r = 0; r < kSgRounds && kernel_task() == start; ++r) {
+    volatile unsigned spin = 0;
+    for (int k = 0; k < 2000; ++k) spin += (unsigned)k;
+    if (r % 2 == 0) {
+      sched_yield();
+    } else {
+      pthread_mutex_lock(&sg_mu);
+      pthread_mutex_unlock(&sg_mu);
+    }
+  }
+  if (kernel_task() != start) atomic_fetch_add(&sg_moved, 1);
+  atomic_fetch_add(&sg_armed, 1);
+  char b;
+  errno = 0;
+  sg_ret[i] = syscall(SYS_read, sg_pipe[i][0], &b, 1);
+  sg_errno[i] = errno;
+  return NULL;
+}
+
+static void test_signal_moved(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = sg_handler; /* no SA_RESTART */
+  sigemptyset(&sa.sa_mask);
+  CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+  for (int i = 0; i < kSgThreads; ++i) CHECK(pipe(sg_pipe[i]) == 0);
+  pthread_mutex_lock(&sg_mu); /* sg_thread[] is complete before a handler reads it */
+  for (long i = 0; i < kSgThreads; ++i)
+    CHECK(pthread_create(&sg_thread[i], NULL, sg_reader, (void*)(intptr_t)i) == 0);
+  pthread_mutex_unlock(&sg_mu);
+  double t0 = now_ms();
+  while (atomic_load(&sg_armed) < kSgThreads && now_ms() - t0 < 20000) usleep(1000);
+  CHECK(atomic_load(&sg_armed) == kSgThreads);
+  usleep(100 * 1000); /* every reader is in the kernel; under greenrun handed off */
+  for (int i = 0; i < kSgThreads; ++i) CHECK(pthread_kill(sg_thread[i], SIGUSR1) == 0);
+  for (int i = 0; i < kSgThreads; ++i) CHECK(pthread_join(sg_thread[i], NULL) == 0);
+  printf("signal to moved threads: %d of %d had moved; every read ended with EINTR\n",
+         atomic_load(&sg_moved), kSgThreads);
+  for (int i = 0; i < kSgThreads; ++i) {
+    CHECK(sg_ret[i] == -1 && sg_errno[i] == EINTR);
+    close(sg_pipe[i][0]);
+    close(sg_pipe[i][1]);
+  }
+  CHECK(atomic_load(&sg_handled) == kSgThreads);
+  sa.sa_handler = SIG_DFL;
+  CHECK(sigaction(SIGUSR1, &sa, NULL) == 0);
+}
+
 int main(void) {
   time_limit(120);
   setvbuf(stdout, NULL, _IOLBF, 0);
   test_identity();
   test_spinner();  /* one worker too: the spinner's worker is handed off (handoff.c) */
   test_slice();
+  test_signal_moved();
   printf("ok\n");
   return 0;
 }

@@ -84,8 +84,8 @@ GREEN_API void current_fiber_stack(void** lo, std::size_t* size, std::size_t* gu
 // home worker's lock-free interrupt list and wakes that worker's loop (uv_async_send). The
 // caller must keep `t` alive for the duration of the call.
 GREEN_API void interrupt_task(Task* t) noexcept;
-// The kernel tid of the OS thread running task `t` on a worker right now, or 0 (not running on
-// a worker: queued, parked, or handed off with its OS thread). A hint that may be stale by the
+// The kernel tid of the OS thread running task `t` right now -- on a worker, or handed off with
+// the OS thread it was detached on -- or 0 (queued or parked). A hint that may be stale by the
 // time it returns (a signal forwarded there finds another fiber, which ignores it). Only
 // atomic loads: async-signal-safe, any thread.
 GREEN_API long running_os_thread(Task* t) noexcept;
