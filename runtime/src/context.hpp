@@ -109,11 +109,12 @@ class Context {
   int pin_ = 0;  // > 0: must resume on worker_ (PinToWorker); the context's own code only
   // Set by park() just before the context parks, says how another thread may queue it:
   //   kWakeInbox   through the worker's inbox (pinned, or not migratable);
-  //   kWakeDirect  on the worker's shared ready queue directly (migratable, unpinned, no
-  //                timer armed);
+  //   kWakeDirect  migratable, unpinned, no timer armed: a waker that is another worker's
+  //                thread takes the context to its own queues (Worker::adopt), other
+  //                threads put it on the worker's shared ready queue directly;
   //   kWakeAdopt   migratable and unpinned with a timer armed: a waker that is another
-  //                worker's thread may take the context to its own queues (Worker::adopt;
-  //                the timer is then cancelled lazily, disarm_timer), others use the inbox.
+  //                worker's thread takes it (Worker::adopt; the timer is then cancelled
+  //                lazily, disarm_timer), other threads use the inbox.
   // Relaxed: written by the fiber before it releases the lock its wakers take.
   static constexpr std::uint8_t kWakeInbox = 0;
   static constexpr std::uint8_t kWakeDirect = 1;

@@ -5,8 +5,8 @@
 // and the fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
 // CAS on Waiter::state makes the fiber runnable on the worker it parked on (Worker::make_ready;
 // a migratable fiber may then be taken by another worker before it runs), except that a
-// migratable, unpinned fiber in a timed wait woken from another worker's thread is taken to
-// the waker's worker (Worker::adopt) and its timer cancelled from there (disarm_timer).
+// migratable, unpinned fiber woken from another worker's thread is taken to the waker's
+// worker (Worker::adopt; a timed wait's timer is then cancelled from there: disarm_timer).
 //
 // Off a fiber (a plain OS thread using green primitives), park() sleeps on a futex on
 // Waiter::state; wake() stores the reason and futex-wakes it. Cancellation and scoped
@@ -204,12 +204,13 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
     Worker* wk = c->worker();
     if (wk == self) {
       wk->make_ready_local(c);  // the poller's and the sync primitives' usual case
-    } else if (self && c->wake_direct_.load(std::memory_order_relaxed) == Context::kWakeAdopt &&
+    } else if (self && c->wake_direct_.load(std::memory_order_relaxed) != Context::kWakeInbox &&
                self->adopt(c, wk)) {
-      // A timed waiter (a GIL waiter's 5 ms pthread_cond_timedwait) woken by a fiber of another
-      // worker runs on the waker's worker, as Go's ready() queues on the current P: the pair
-      // then hands off without a cross-thread wake, and the woken one does not wait for its
-      // old worker's OS thread to get a CPU. Its timer is cancelled lazily (disarm_timer).
+      // A migratable fiber (a GIL waiter's 5 ms pthread_cond_timedwait, a FORCE_SWITCHING
+      // holder's cond wait) woken from another worker runs on the waker's worker, as Go's
+      // ready() queues on the current P: the pair then hands off without a cross-thread wake,
+      // and the woken one does not wait for its old worker's OS thread to get a CPU. A timed
+      // wait's timer is cancelled lazily (disarm_timer).
     } else {
       if (!self) wk->runtime()->foreign_.store(true, std::memory_order_relaxed);
       wk->make_ready_remote(c);

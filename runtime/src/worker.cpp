@@ -306,7 +306,7 @@ bool Worker::adopt(Context* c, Worker* from) noexcept {
     // Not yet suspended (the waker beat the parker's switch): wake it through its worker.
     if (from->hold_ || !c->suspended_.load(std::memory_order_acquire)) return false;
     // Read again after the acquire: the mode the caller saw may be a previous wait's.
-    if (c->wake_direct_.load(std::memory_order_relaxed) != Context::kWakeAdopt) return false;
+    if (c->wake_direct_.load(std::memory_order_relaxed) == Context::kWakeInbox) return false;
     c->worker_.store(this, std::memory_order_relaxed);
     // seq_cst: as steal_ready's store (the Dekker with Task::cancel / interrupt_task).
     task_state(c->task_).home.store(this, std::memory_order_seq_cst);

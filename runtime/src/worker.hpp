@@ -19,7 +19,8 @@
 //            own): FIFO under shared_mu_ (a leaf SpinLock). The owner pushes and pops; other
 //            workers steal half of it when this worker is busy in a fiber (steal_ready), and
 //            a thread that wakes a parked migratable fiber without an armed timer pushes it
-//            here directly (so a worker stuck in one fiber does not hold it). pop_ready
+//            here directly (so a worker stuck in one fiber does not hold it), unless it is
+//            another worker's thread: that one takes the fiber to its own queues (adopt). pop_ready
 //            alternates between ready_ and shared_ when both have fibers.
 //   runnext_ one started fiber made runnable by the running fiber of this worker (it woke it
 //            through a lock, condvar, semaphore, channel, join): it runs as soon as the waker
@@ -138,8 +139,9 @@ class Worker {
   }
   // make_ready() from any other thread (out of line).
   void make_ready_remote(Context* c) noexcept;
-  // On this worker's thread, by the winner of the wait's CAS: takes c, parked on `from` in a
-  // timed wait (Context::kWakeAdopt), to this worker and queues it here (make_ready_local).
+  // On this worker's thread, by the winner of the wait's CAS: takes c, parked on `from`
+  // (migratable and unpinned: Context::kWakeDirect / kWakeAdopt), to this worker and queues
+  // it here (make_ready_local).
   // False (nothing done) if `from` holds its parked fibers (dumps, cancel delivery) or c has
   // not finished switching away yet: the caller then wakes it through `from`.
   bool adopt(Context* c, Worker* from) noexcept;

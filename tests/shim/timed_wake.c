@@ -1,10 +1,11 @@
-/* Timed condition-variable waits woken from another thread (issue 11: CPython's GIL waiters
- * wait in pthread_cond_timedwait with 5 ms timeouts). Under greenrun a timed waiter woken by
- * a thread running on another worker is taken to the waker's worker (wake affinity) while its
- * timer, armed on the old worker's loop, is cancelled from there.
+/* Condition-variable waits woken from another thread (issue 11: CPython's GIL waiters wait
+ * in pthread_cond_timedwait with 5 ms timeouts). Under greenrun a waiter woken by a thread
+ * running on another worker is taken to the waker's worker (wake affinity); a timed one's
+ * timer, armed on the old worker's loop, is then cancelled from there.
  *
  * 1. affinity: two threads hand a token back and forth through one mutex and condition
- *    variable with pthread_cond_timedwait (5 s timeouts, never reached). Under greenrun, a
+ *    variable, with pthread_cond_timedwait (5 s timeouts, never reached), then with
+ *    pthread_cond_wait. Under greenrun, a
  *    waiter that parked on another OS thread than its waker's must be resumed at least once
  *    on the waker's OS thread (/proc/thread-self). Plain: only the hand-off is checked.
  * 2. gil: kGilThreads threads take a "GIL" (a flag under a mutex) kGilRounds times each,
@@ -49,6 +50,7 @@ static int pp_turn;       /* whose turn (0 or 1), under pp_mu */
 static long pp_signaller; /* the OS thread that passed the turn last, under pp_mu */
 static int pp_cross;      /* waits that parked on another OS thread than their waker's */
 static int pp_adopted;    /* ... and resumed on the waker's */
+static int pp_timed;      /* pthread_cond_timedwait (else pthread_cond_wait) */
 
 static atomic_long pp_task[2];
 static atomic_int pp_apart;
@@ -74,7 +76,8 @@ static void* ping_thread(void* arg) {
       long before = kernel_task();
       struct timespec ts;
       deadline_in(&ts, 5000);
-      int rc = pthread_cond_timedwait(&pp_cv, &pp_mu, &ts);
+      int rc = pp_timed ? pthread_cond_timedwait(&pp_cv, &pp_mu, &ts)
+                        : pthread_cond_wait(&pp_cv, &pp_mu);
       CHECK(rc == 0 || rc == ETIMEDOUT);
       if (pp_turn == me && before != pp_signaller) {
         pp_cross++;
@@ -89,15 +92,21 @@ static void* ping_thread(void* arg) {
   return NULL;
 }
 
-static void test_affinity(void) {
+static void test_affinity(int timed) {
+  pp_timed = timed;
+  pp_turn = pp_cross = pp_adopted = 0;
+  pp_signaller = 0;
+  atomic_store(&pp_task[0], 0);
+  atomic_store(&pp_task[1], 0);
+  atomic_store(&pp_apart, 0);
   pthread_t t[2];
   for (int i = 0; i < 2; ++i)
     CHECK(pthread_create(&t[i], NULL, ping_thread, (void*)(intptr_t)i) == 0);
   for (int i = 0; i < 2; ++i) CHECK(pthread_join(t[i], NULL) == 0);
   fprintf(stderr,
-          "affinity: started apart %d, %d cross-thread wake-ups, %d resumed on the waker's "
-          "thread\n",
-          atomic_load(&pp_apart), pp_cross, pp_adopted);
+          "affinity (%s): started apart %d, %d cross-thread wake-ups, %d resumed on the "
+          "waker's thread\n",
+          timed ? "timed" : "untimed", atomic_load(&pp_apart), pp_cross, pp_adopted);
   if (under_green() && pp_cross > 0) CHECK(pp_adopted > 0);
 }
 
@@ -195,7 +204,8 @@ static void test_timeouts(void) {
 }
 
 int main(void) {
-  test_affinity();
+  test_affinity(1);
+  test_affinity(0);
   test_gil();
   test_timeouts();
   printf("timed_wake: ok\n");
