@@ -335,8 +335,10 @@ void Worker::post_timer(TimerBox* b) noexcept {
     // Release: publishes b->next to drain_returned_timers' acquire exchange.
   } while (!returned_timers_.compare_exchange_weak(head, b, std::memory_order_release,
                                                    std::memory_order_relaxed));
-  has_msgs_.store(true, std::memory_order_seq_cst);  // waker half of the Dekker (worker.hpp)
-  notify();
+  // No notify(): the home loop need not wake for this (an eventfd write per adoption). The
+  // box's own timer is still armed there, so the loop wakes by its deadline at the latest
+  // and drains it then, or at any earlier pass. Release: as the posters' stores (worker.hpp).
+  has_msgs_.store(true, std::memory_order_release);
 }
 
 void Worker::drain_returned_timers() noexcept {
