@@ -139,39 +139,58 @@ void Context::entry(fc::transfer_t from) {
 // --- timed waits ------------------------------------------------------------------------------
 
 void Context::on_timer(uv_timer_t* t) {
-  auto* c = static_cast<TimerBox*>(t->data)->ctx;
-  Waiter* w = c->timed_waiter_;
-  if (!w) return;
+  auto* b = static_cast<TimerBox*>(t->data);
+  std::uint32_t s = TimerBox::kArmed;
+  // Acquire: as post_timer's CAS. Fails for a box abandoned by an adopted context: it is on
+  // its way home (Worker::returned_timers_), where it is stopped and freed.
+  if (!b->state.compare_exchange_strong(s, TimerBox::kFiring, std::memory_order_acquire,
+                                        std::memory_order_relaxed))
+    return;
   auto now = Clock::now();
-  if (now < c->timer_deadline_) {  // libuv's clock is in ms and may lag: never wake early
-    auto left = std::chrono::ceil<std::chrono::milliseconds>(c->timer_deadline_ - now).count();
+  if (now < b->deadline) {  // libuv's clock is in ms and may lag: never wake early
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(b->deadline - now).count();
     uv_timer_start(t, on_timer, static_cast<std::uint64_t>(left), 0);
+    b->state.store(TimerBox::kArmed, std::memory_order_release);
     return;
   }
-  wake(w, WakeReason::kTimeout);
+  // Won: the context is queued on this worker (it was parked here and nobody adopted it), and
+  // its disarm_timer on this thread frees the box (maybe inside this very call). Lost: the
+  // winner may be a worker that adopted it; release: we are done with b->waiter.
+  if (!wake(b->waiter, WakeReason::kTimeout))
+    b->state.store(TimerBox::kArmed, std::memory_order_release);
 }
 
 void Context::arm_timer(Waiter* w, TimePoint deadline) {
   Worker* wk = worker();
   uv_loop_t* loop = wk->loop();
-  timer_ = wk->take_timer();
-  timer_->ctx = this;
+  TimerBox* b = wk->take_timer();
+  timer_ = b;
+  b->waiter = w;
+  b->deadline = deadline;
+  // Relaxed: another thread sees the box only after it won the wait's CAS (acquire).
+  b->state.store(TimerBox::kArmed, std::memory_order_relaxed);
   timed_waiter_ = w;
   timer_deadline_ = deadline;
   uv_update_time(loop);
   auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - Clock::now()).count();
   if (left < 0) left = 0;
-  uv_timer_start(&timer_->timer, on_timer, static_cast<std::uint64_t>(left), 0);
+  uv_timer_start(&b->timer, on_timer, static_cast<std::uint64_t>(left), 0);
 }
 
-// On the thread of the worker whose timer it is (the context has not moved since arm_timer:
-// a context with an armed timer is never stealable).
+// On the thread of the worker the context is on. That is the timer's loop unless a waker on
+// another worker adopted the context (Worker::adopt): the timer is then sent home.
 void Context::disarm_timer() noexcept {
   if (!timed_waiter_) return;  // not armed (e.g. the deadline had passed on entry)
-  uv_timer_stop(&timer_->timer);
+  TimerBox* b = timer_;
   timed_waiter_ = nullptr;
-  worker()->give_timer(timer_);
   timer_ = nullptr;
+  if (b->home == worker()) {
+    uv_timer_stop(&b->timer);
+    b->state.store(TimerBox::kIdle, std::memory_order_relaxed);
+    b->home->give_timer(b);
+  } else {
+    b->home->post_timer(b);
+  }
 }
 
 }  // namespace green::detail

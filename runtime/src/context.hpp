@@ -85,7 +85,9 @@ class Context {
   }
 
   // Timed waits (owner thread, on this context's fiber): arms the timer to wake `w` with
-  // kTimeout at `deadline` (never earlier); disarm_timer() stops it once the wait is over.
+  // kTimeout at `deadline` (never earlier); disarm_timer() stops it once the wait is over
+  // (on the thread of the worker the context is on now: if that is not the timer's loop,
+  // because a waker adopted the context, the timer is sent home to be stopped there).
   void arm_timer(Waiter* w, TimePoint deadline);
   void disarm_timer() noexcept;
   // The deadline of the armed timed wait, kNoDeadline if none (dumps).
@@ -105,11 +107,23 @@ class Context {
   // The task has a thread identity of its own (set when bound to a task): may migrate.
   bool migratable_ = false;
   int pin_ = 0;  // > 0: must resume on worker_ (PinToWorker); the context's own code only
-  // Set by park() just before the context parks: a thread that wakes it may queue it on the
-  // worker's shared ready queue directly (migratable, unpinned, no timer armed); otherwise
-  // the wake goes through the worker's inbox so that its thread disarms the timer first.
+  // Set by park() just before the context parks, says how another thread may queue it:
+  //   kWakeInbox   through the worker's inbox (pinned, or not migratable);
+  //   kWakeDirect  migratable, unpinned, no timer armed: a waker that is another worker's
+  //                thread takes the context to its own queues (Worker::adopt), other
+  //                threads put it on the worker's shared ready queue directly;
+  //   kWakeAdopt   migratable and unpinned with a timer armed: a waker that is another
+  //                worker's thread takes it (Worker::adopt; the timer is then cancelled
+  //                lazily, disarm_timer), other threads use the inbox.
   // Relaxed: written by the fiber before it releases the lock its wakers take.
-  std::atomic<bool> wake_direct_{false};
+  static constexpr std::uint8_t kWakeInbox = 0;
+  static constexpr std::uint8_t kWakeDirect = 1;
+  static constexpr std::uint8_t kWakeAdopt = 2;
+  std::atomic<std::uint8_t> wake_direct_{kWakeInbox};
+  std::uint8_t wake_mode() const noexcept {
+    if (!migratable_ || pin_ != 0) return kWakeInbox;
+    return timed_waiter_ ? kWakeAdopt : kWakeDirect;
+  }
   // True once the context's latest switch-away is complete (fctx_ saved): cleared by the
   // thread that switches to it, set by the context that runs next. A context taken from a
   // shared queue may still be switching away on another thread; the taker waits for this.
@@ -189,11 +203,26 @@ class Context {
   friend void reattach() noexcept;
 };
 
-// A libuv timer of one worker's loop, lent to a context for one timed wait (owner thread).
+// A libuv timer of one worker's loop (`home`), lent to a context for one timed wait. The
+// loop's thread owns it (timer, waiter, deadline, the free list) except for `state`: a
+// context adopted by another worker (Worker::adopt) resumes there and cancels the wait's
+// timer from that thread (Worker::post_timer), while the home loop's callback may be firing.
+//   kArmed -> kFiring     on_timer (home thread), for the time it reads `waiter` and wakes it
+//   kFiring -> kArmed     on_timer, unless its wake won (the context is then queued at home,
+//                         and home disarms it: kIdle)
+//   kArmed -> kAbandoned  post_timer (the context's new thread), after waiting out kFiring;
+//                         the box then travels home on Worker::returned_timers_, and the home
+//                         thread stops it and frees it (kIdle). on_timer ignores kAbandoned.
+// acquire/release on the transitions: whoever leaves kFiring publishes that it is done with
+// `waiter` (which lives on the waiting fiber's stack) to the CAS that waits for it.
 struct TimerBox {
   uv_timer_t timer;
-  Context* ctx = nullptr;
-  TimerBox* next = nullptr;  // the worker's free list
+  Worker* home = nullptr;
+  Waiter* waiter = nullptr;  // the armed wait (home thread)
+  TimePoint deadline{};      // its deadline (home thread)
+  static constexpr std::uint32_t kIdle = 0, kArmed = 1, kFiring = 2, kAbandoned = 3;
+  std::atomic<std::uint32_t> state{kIdle};
+  TimerBox* next = nullptr;  // the worker's free list, or Worker::returned_timers_
 };
 
 // Keeps the running context on its worker until the scope ends (it may still park): for code

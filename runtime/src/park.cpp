@@ -4,7 +4,9 @@
 // context's timer (Context::arm_timer) for the effective deadline (the earlier of the call's own
 // and the fiber's scoped Deadline), releases the caller's lock and switches away. The winner of the
 // CAS on Waiter::state makes the fiber runnable on the worker it parked on (Worker::make_ready;
-// a migratable fiber may then be taken by another worker before it runs).
+// a migratable fiber may then be taken by another worker before it runs), except that a
+// migratable, unpinned fiber woken from another worker's thread is taken to the waker's
+// worker (Worker::adopt; a timed wait's timer is then cancelled from there: disarm_timer).
 //
 // Off a fiber (a plain OS thread using green primitives), park() sleeps on a futex on
 // Waiter::state; wake() stores the reason and futex-wakes it. Cancellation and scoped
@@ -135,13 +137,14 @@ static __attribute__((noinline)) WakeReason park_slow(Worker* wk, Context* c, Ta
     }
   }
   // Before unlock(): a waker on another thread takes the lock we release, then reads it.
-  c->wake_direct_.store(c->may_move(), std::memory_order_relaxed);
+  c->wake_direct_.store(c->wake_mode(), std::memory_order_relaxed);
   unlock();
   // Even if already woken we switch: the waker queued us, and the queue entry must be
   // consumed exactly once (park_current may pick this very context and return at once).
   wk->park_current();
   // Resumed: whoever won the CAS queued us exactly once; we are running again, perhaps on
-  // another worker (a migratable fiber; its timer was then disarmed before it moved).
+  // another worker (a migratable fiber: stolen after its timer was disarmed, or adopted by
+  // its waker with the timer still armed at home: disarm_timer sends it home).
   if (deadline != kNoDeadline) c->disarm_timer();
   ts.waiter = nullptr;
   WakeReason r = w.reason();
@@ -176,7 +179,7 @@ WakeReason park(Waiter& w, TimePoint deadline, Unlocker unlock, bool interruptib
   if (!slow && interruptible) slow = ts.interrupt_pending.load(std::memory_order_seq_cst);
   if (__builtin_expect(slow, 0)) return park_slow(wk, c, ts, w, deadline, unlock, interruptible);
   // Before unlock(): a waker on another thread takes the lock we release, then reads it.
-  c->wake_direct_.store(c->may_move(), std::memory_order_relaxed);
+  c->wake_direct_.store(c->wake_mode(), std::memory_order_relaxed);
   unlock();
   // Even if already woken we switch (see park_slow).
   wk->park_current();
@@ -201,6 +204,13 @@ bool wake(Waiter* w, WakeReason reason) noexcept {
     Worker* wk = c->worker();
     if (wk == self) {
       wk->make_ready_local(c);  // the poller's and the sync primitives' usual case
+    } else if (self && c->wake_direct_.load(std::memory_order_relaxed) != Context::kWakeInbox &&
+               self->adopt(c, wk)) {
+      // A migratable fiber (a GIL waiter's 5 ms pthread_cond_timedwait, a FORCE_SWITCHING
+      // holder's cond wait) woken from another worker runs on the waker's worker, as Go's
+      // ready() queues on the current P: the pair then hands off without a cross-thread wake,
+      // and the woken one does not wait for its old worker's OS thread to get a CPU. A timed
+      // wait's timer is cancelled lazily (disarm_timer).
     } else {
       if (!self) wk->runtime()->foreign_.store(true, std::memory_order_relaxed);
       wk->make_ready_remote(c);

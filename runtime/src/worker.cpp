@@ -170,7 +170,7 @@ bool Worker::drain_inbox() {
 }
 
 void Worker::make_ready_remote(Context* c) noexcept {
-  if (c->wake_direct_.load(std::memory_order_relaxed)) {
+  if (c->wake_direct_.load(std::memory_order_relaxed) == Context::kWakeDirect) {
     // Migratable, unpinned, no timer: straight onto the shared queue, where an idle worker may
     // take it if this one is busy in a fiber (state_ is left to this worker's thread).
     push_shared(c);  // its seq_cst increment of shared_n_ is the waker half of the Dekker
@@ -292,8 +292,65 @@ TimerBox* Worker::take_timer() {
   auto* b = new TimerBox;
   uv_timer_init(&loop_, &b->timer);
   b->timer.data = b;
+  b->home = this;
   timers_.push_back(b);
   return b;
+}
+
+bool Worker::adopt(Context* c, Worker* from) noexcept {
+  {
+    // As steal_ready: under the old worker's queue lock, so that an owner that holds sees
+    // the new worker (or we see its hold and leave the context alone).
+    SpinGuard lk(from->shared_mu_);
+    // Acquire: pairs with finish_switch's release; the context's saved state is complete.
+    // Not yet suspended (the waker beat the parker's switch): wake it through its worker.
+    if (from->hold_ || !c->suspended_.load(std::memory_order_acquire)) return false;
+    // Read again after the acquire: the mode the caller saw may be a previous wait's.
+    if (c->wake_direct_.load(std::memory_order_relaxed) == Context::kWakeInbox) return false;
+    c->worker_.store(this, std::memory_order_relaxed);
+    // seq_cst: as steal_ready's store (the Dekker with Task::cancel / interrupt_task).
+    task_state(c->task_).home.store(this, std::memory_order_seq_cst);
+  }
+  make_ready_local(c);  // its armed timer is disarmed from here (Context::disarm_timer)
+  return true;
+}
+
+void Worker::post_timer(TimerBox* b) noexcept {
+  // Wait out a firing callback on the home thread (it reads the waiter, which lives on the
+  // stack of the fiber that is about to return from its wait on this thread).
+  std::uint32_t s = TimerBox::kArmed;
+  for (int spins = 0; !b->state.compare_exchange_weak(
+           s, TimerBox::kAbandoned, std::memory_order_acq_rel, std::memory_order_acquire);
+       ++spins) {
+    s = TimerBox::kArmed;
+    if (spins < 64) {
+      cpu_relax();
+    } else {
+      os_yield();  // the home thread may have been preempted inside on_timer
+    }
+  }
+  TimerBox* head = returned_timers_.load(std::memory_order_relaxed);
+  do {
+    b->next = head;
+    // Release: publishes b->next to drain_returned_timers' acquire exchange.
+  } while (!returned_timers_.compare_exchange_weak(head, b, std::memory_order_release,
+                                                   std::memory_order_relaxed));
+  // No notify(): the home loop need not wake for this (an eventfd write per adoption). The
+  // box's own timer is still armed there, so the loop wakes by its deadline at the latest
+  // and drains it then, or at any earlier pass. Release: as the posters' stores (worker.hpp).
+  has_msgs_.store(true, std::memory_order_release);
+}
+
+void Worker::drain_returned_timers() noexcept {
+  // Acquire: pairs with post_timer's release CAS (the links, and the kAbandoned state).
+  TimerBox* b = returned_timers_.exchange(nullptr, std::memory_order_acquire);
+  while (b) {
+    TimerBox* next = b->next;
+    uv_timer_stop(&b->timer);  // on_timer left it alone (kAbandoned)
+    b->state.store(TimerBox::kIdle, std::memory_order_relaxed);
+    give_timer(b);
+    b = next;
+  }
 }
 
 void Worker::post_return(Context* c) noexcept {
@@ -693,6 +750,7 @@ void Worker::drain_messages() {
   }
   // After has_msgs_ was cleared: a push the exchange misses sets it again (see post_interrupt).
   if (returned_.load(std::memory_order_acquire)) drain_returned();
+  if (returned_timers_.load(std::memory_order_relaxed)) drain_returned_timers();
   bool interrupts = interrupts_.load(std::memory_order_acquire) != nullptr;
   if (interrupts || !cancels.empty()) {
     hold(true);

@@ -19,7 +19,8 @@
 //            own): FIFO under shared_mu_ (a leaf SpinLock). The owner pushes and pops; other
 //            workers steal half of it when this worker is busy in a fiber (steal_ready), and
 //            a thread that wakes a parked migratable fiber without an armed timer pushes it
-//            here directly (so a worker stuck in one fiber does not hold it). pop_ready
+//            here directly (so a worker stuck in one fiber does not hold it), unless it is
+//            another worker's thread: that one takes the fiber to its own queues (adopt). pop_ready
 //            alternates between ready_ and shared_ when both have fibers.
 //   runnext_ one started fiber made runnable by the running fiber of this worker (it woke it
 //            through a lock, condvar, semaphore, channel, join): it runs as soon as the waker
@@ -138,6 +139,14 @@ class Worker {
   }
   // make_ready() from any other thread (out of line).
   void make_ready_remote(Context* c) noexcept;
+  // On this worker's thread, by the winner of the wait's CAS: takes c, parked on `from`
+  // (migratable and unpinned: Context::kWakeDirect / kWakeAdopt), to this worker and queues
+  // it here (make_ready_local).
+  // False (nothing done) if `from` holds its parked fibers (dumps, cancel delivery) or c has
+  // not finished switching away yet: the caller then wakes it through `from`.
+  bool adopt(Context* c, Worker* from) noexcept;
+  // Any thread: the timer of a context that was adopted elsewhere; stopped and freed here.
+  void post_timer(TimerBox* b) noexcept;
   // A context of this home finished its task elsewhere (lock-free; any thread).
   void post_return(Context* c) noexcept;
   // Queues an unstarted task here (owner thread) or on the global queue.
@@ -391,6 +400,10 @@ class Worker {
   bool flip_ = false;                        // pop_ready's alternation
   std::atomic<Context*> returned_{nullptr};  // Treiber stack via Context::next_
   TimerBox* free_timers_ = nullptr;
+  // Timers of adopted contexts sent home (post_timer): a lock-free LIFO via TimerBox::next,
+  // pushed by any thread (release CAS), taken whole by the owner (acquire exchange).
+  std::atomic<TimerBox*> returned_timers_{nullptr};
+  void drain_returned_timers() noexcept;
   std::vector<TimerBox*> timers_;  // every box of this loop (freed at teardown)
   RunQueue runq_;
   std::vector<Context*> pool_;
