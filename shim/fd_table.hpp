@@ -62,10 +62,11 @@ enum Bits : std::uint32_t {
   kByteStream = 1u << 11,  // SOCK_STREAM socket (not SEQPACKET: a short read there is a record)
 };
 
-struct FdEntry {
+// Layout: 32 bytes, aligned to 32, so an entry never straddles two cache lines (at 40 bytes
+// half of them did) and a read or write on a socket touches one line of this table: `bits`
+// and `drained` on every call, `fl` and the timeouts on every wait.
+struct alignas(32) FdEntry {
   std::atomic<std::uint32_t> bits{0};
-  std::atomic<std::int64_t> rcv_ns{0};
-  std::atomic<std::int64_t> snd_ns{0};
   std::atomic<std::int32_t> fl{-1};
   std::atomic<std::uint32_t> fl_epoch{0};
   // The last fiber read on this kByteStream socket returned less than it asked for (hook_io.cpp
@@ -79,6 +80,8 @@ struct FdEntry {
   // already get their bytes in an unspecified split, and may see the other's hint (one
   // EAGAIN too many, or a wait for the next edge).
   std::atomic<std::uint8_t> drained{0};
+  std::atomic<std::int64_t> rcv_ns{0};
+  std::atomic<std::int64_t> snd_ns{0};
 
   std::uint32_t load() const noexcept { return bits.load(std::memory_order_relaxed); }
   void set(std::uint32_t b) noexcept { bits.fetch_or(b, std::memory_order_relaxed); }
@@ -91,6 +94,7 @@ struct FdEntry {
     bits.store(b, std::memory_order_relaxed);
   }
 };
+static_assert(sizeof(FdEntry) == 32, "one FdEntry per half cache line (see the layout note)");
 
 // Maps the table and marks the fds open right now as inherited. Called once at start-up.
 void init() noexcept;
@@ -136,11 +140,16 @@ void received(int fd) noexcept;
 // shared sockets whose cache was stale, also refreshes rcv/snd_ns from the kernel.
 // Inline: the cached flags of an entry no other fd or process shares (the common case, read
 // on every parked fiber I/O call); the epoch check, F_GETFL and timeout refresh out of line.
-inline int description_flags(int fd, FdEntry* e) noexcept {
+// cached_flags: that fast case alone, -1 when the slow path is needed (errno untouched).
+inline int cached_flags(const FdEntry* e) noexcept {
   int fl = e->fl.load(std::memory_order_relaxed);
   if (fl >= 0 && !(e->load() & kShared) && !detail::g_all_shared.load(std::memory_order_relaxed))
     return fl;
-  return detail::description_flags_slow(fd, e);
+  return -1;
+}
+inline int description_flags(int fd, FdEntry* e) noexcept {
+  int fl = cached_flags(e);
+  return fl >= 0 ? fl : detail::description_flags_slow(fd, e);
 }
 // The program changed fd's flags (F_SETFL, FIONBIO) or timeouts: drop cached state.
 void flags_changed(FdEntry* e) noexcept;

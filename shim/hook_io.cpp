@@ -40,24 +40,18 @@ extern "C" [[noreturn]] void __chk_fail(void);
 
 namespace green::shim {
 
-bool wait_ready(IoCall& c) noexcept {
+int wait_ready_code(IoCall& c) noexcept {
   if (c.mode == Mode::kThread) {
     pollfd p{c.fd,
              static_cast<short>((c.events & io::kReadable ? POLLIN : 0) |
                                 (c.events & io::kWritable ? POLLOUT : 0)),
              0};
     int ms = ms_until(c.deadline);
-    if (ms == 0) {
-      errno = EAGAIN;
-      return false;
-    }
+    if (ms == 0) return EAGAIN;
     int r = real::poll(&p, 1, ms);
-    if (r < 0) return false;  // EINTR from a signal: reported as the real call would
-    if (r == 0) {
-      errno = EAGAIN;
-      return false;
-    }
-    return true;
+    if (r < 0) return errno;  // EINTR from a signal: reported as the real call would
+    if (r == 0) return EAGAIN;
+    return 0;
   }
   if (!c.checked) {
     // The EAGAIN was ours (MSG_DONTWAIT/RWF_NOWAIT) unless the description is O_NONBLOCK,
@@ -68,14 +62,16 @@ bool wait_ready(IoCall& c) noexcept {
     if (!c.nowait) {
       user_nb = c.entry->load() & fds::kUserNonblock;
     } else {
-      int fl = fds::description_flags(c.fd, c.entry);
-      if (fl < 0) return false;
+      int fl = fds::cached_flags(c.entry);  // the common case: errno untouched
+      if (fl < 0) {
+        ErrnoGuard g;  // F_GETFL, and the timeouts for a shared socket
+        fl = fds::description_flags(c.fd, c.entry);
+        if (fl < 0) return errno;
+        g.restore();
+      }
       user_nb = fl & O_NONBLOCK;
     }
-    if (user_nb) {
-      errno = EAGAIN;
-      return false;
-    }
+    if (user_nb) return EAGAIN;
     std::int64_t t = c.write ? c.entry->snd_ns.load(std::memory_order_relaxed)
                              : c.entry->rcv_ns.load(std::memory_order_relaxed);
     c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
@@ -83,37 +79,40 @@ bool wait_ready(IoCall& c) noexcept {
   }
   stat_add(&Stats::io_waits);
   if (!(c.entry->load() & fds::kWaited)) c.entry->set(fds::kWaited);
-  switch (io::wait(c.fd, c.events | io::kAfterEagain, c.deadline)) {
+  switch (io::wait(c.fd, c.events | io::kAfterEagain, c.deadline)) {  // kReady: errno kept
     case io::WaitResult::kReady:
       // Another thread may have switched a fallback fd back to blocking meanwhile.
-      if (!c.nowait && !fds::ensure_nonblocking(c.fd, c.entry)) {
-        errno = EBADF;
-        return false;
+      if (!c.nowait) {
+        ErrnoGuard g;  // the fallback's F_GETFL/F_SETFL (not the socket fast path)
+        if (!fds::ensure_nonblocking(c.fd, c.entry)) return EBADF;
       }
-      return true;
+      return 0;
     case io::WaitResult::kTimeout:
-      errno = EAGAIN;
-      return false;
+      return EAGAIN;
     case io::WaitResult::kClosed:
-      errno = EBADF;
-      return false;
-    case io::WaitResult::kInterrupted:
+      return EBADF;
+    case io::WaitResult::kInterrupted: {
       // A signal for this fiber-thread: its handlers run now. signal(7): these calls restart
-      // under SA_RESTART unless the socket has a timeout for this direction.
+      // under SA_RESTART unless the socket has a timeout for this direction. A restart keeps
+      // errno as the program had it (the shim's own calls in between must not show).
+      ErrnoGuard g;
       switch (signals::interrupted()) {
         case signals::Intr::kNone:
-          return true;  // delivered elsewhere already: just retry
+          g.restore();
+          return 0;  // delivered elsewhere already: just retry
         case signals::Intr::kRestart:
-          if (c.deadline == kNoDeadline) return true;
+          if (c.deadline == kNoDeadline) {
+            g.restore();
+            return 0;
+          }
           break;
         case signals::Intr::kEintr:
           break;
       }
-      errno = EINTR;
-      return false;
+      return EINTR;
+    }
     default:
-      errno = EINTR;
-      return false;
+      return EINTR;
   }
 }
 
@@ -317,12 +316,10 @@ void note_rights(const msghdr* msg, bool received) {
 // EAGAIN read: empty; EOF and errors: sticky in the poller, so a wait returns at once).
 __attribute__((noinline)) bool wait_drained(IoCall& c) {
   if (!(c.entry->load() & fds::kByteStream)) return true;
-  ErrnoGuard g;
-  if (wait_ready(c) || errno == EAGAIN) {
-    g.restore();
-    return true;
-  }
-  return false;  // EBADF (closed meanwhile), EINTR (cancelled): errno set
+  int err = wait_ready_code(c);  // errno untouched unless it fails for good
+  if (err == 0 || err == EAGAIN) return true;
+  errno = err;
+  return false;  // EBADF (closed meanwhile), EINTR (cancelled)
 }
 
 // Inline: two tests on every fiber read.
@@ -344,9 +341,61 @@ __attribute__((noinline)) void set_drained(IoCall& c, std::uint8_t drained) {
   if (c.entry->drained.load(std::memory_order_relaxed) != drained) set_drained(c, drained);
 }
 
+// The socket fast paths (every echo read and write): the raw syscall's -errno instead of
+// errno, so a call that succeeds, after any number of EAGAINs and waits, never reads or writes
+// errno (no ErrnoGuard, no __errno_location calls), and a write that goes out in one piece
+// skips write_all_iov's loop. errno is written only when the program's call fails.
+// (Callgrind, echo_threads at 200 connections: 785 -> 740 Ir per round trip. Not a cache
+// line saved at 10k: the hook's RuntimeEntry touches the fiber-thread's TLS block anyway.)
+// EWOULDBLOCK == EAGAIN on Linux.
+[[gnu::always_inline]] inline bool socket_nowait(const IoCall& c) {
+  return c.nowait && (c.entry->load() & fds::kSocket);
+}
+
+[[gnu::always_inline]] inline ssize_t fail(long r) {
+  errno = static_cast<int>(-r);
+  return -1;
+}
+
+ssize_t read_socket(IoCall& c, void* buf, size_t n) {
+  if (!wait_if_drained(c, n)) return -1;
+  for (;;) {
+    long r = detail::raw_syscall_ret(SYS_recvfrom, c.fd, detail::sc_arg(buf), static_cast<long>(n),
+                                     MSG_DONTWAIT, 0, 0);
+    if (r >= 0) {
+      note_read(c, r, n);
+      return r;
+    }
+    if (r != -EAGAIN) return fail(r);
+    if (int err = wait_ready_code(c)) {
+      errno = err;
+      if (err == EINTR) tcb::cancel_point();  // woken by pthread_cancel: acts if enabled
+      return -1;
+    }
+  }
+}
+
+// A blocking stream write: one attempt, and the general loop (write_all_buf) only if that
+// did not write everything.
+ssize_t write_socket(IoCall& c, const void* buf, size_t n) {
+  long r = detail::raw_syscall_ret(SYS_sendto, c.fd, detail::sc_arg(buf), static_cast<long>(n),
+                                   MSG_DONTWAIT, 0, 0);
+  if (r == static_cast<long>(n)) return r;
+  if (r < 0 && r != -EAGAIN) return fail(r);
+  size_t done = r > 0 ? static_cast<size_t>(r) : 0;
+  ErrnoGuard g;  // still the program's errno
+  ssize_t more = write_all_buf(c, static_cast<const char*>(buf) + done, n - done,
+                               [&](void* p, size_t l) { return write_op(c, p, l); });
+  if (more >= 0) return static_cast<ssize_t>(done) + more;
+  if (done == 0) return -1;
+  g.restore();  // the error ended the loop after progress: the count written so far
+  return static_cast<ssize_t>(done);
+}
+
 ssize_t read_impl(int fd, void* buf, size_t n) {
   IoCall c = prepare_io(fd, io::kReadable, false, false);
   if (!c.wait) return real::read(fd, buf, n);
+  if (socket_nowait(c)) return read_socket(c, buf, n);
   if (!wait_if_drained(c, n)) return -1;
   ssize_t r = run_io(c, [&] { return read_op(c, buf, n); });
   note_read(c, r, n);
@@ -472,6 +521,7 @@ GREEN_HOOK(__read_chk) {
 GREEN_HOOK(write) {
   IoCall c = prepare_io(fd, io::kWritable, true, false);
   if (!c.wait) return real::write(fd, buf, n);
+  if (socket_nowait(c) && is_stream(c)) return write_socket(c, buf, n);
   if (is_stream(c))
     return write_all_buf(c, buf, n, [&](void* p, size_t l) { return write_op(c, p, l); });
   return run_io(c, [&] { return write_op(c, buf, n); });

@@ -72,10 +72,21 @@ struct IoCall {
   return c;
 }
 
-// Called after the real call failed with EAGAIN: waits once for readiness. Returns false with
-// errno set (EAGAIN if the description is O_NONBLOCK or on timeout, EBADF if the fd was
-// closed meanwhile, EINTR on cancellation).
-bool wait_ready(IoCall& c) noexcept;
+// Called after the real call failed with EAGAIN: waits once for readiness. Returns 0 when the
+// call may be retried, else the errno the call fails with (EAGAIN if the description is
+// O_NONBLOCK or on timeout, EBADF if the fd was closed meanwhile, EINTR on cancellation).
+// When it returns 0, errno is as it was (io::wait keeps it on kReady; the rare paths that make
+// calls of their own save and restore it), so the socket fast paths in hook_io.cpp need no
+// ErrnoGuard: they touch errno only when the program's call fails.
+int wait_ready_code(IoCall& c) noexcept;
+
+// wait_ready_code with the error in errno: false with errno set.
+inline bool wait_ready(IoCall& c) noexcept {
+  int err = wait_ready_code(c);
+  if (err == 0) return true;
+  errno = err;
+  return false;
+}
 
 // Runs `op` (returns >= 0, or -1 with errno) until it succeeds, fails with something other
 // than EAGAIN, or wait_ready fails. errno is left untouched on success.

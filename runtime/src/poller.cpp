@@ -137,8 +137,9 @@ namespace {
 constexpr std::uint32_t kEpollEvents = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
 constexpr int kMaxEvents = 256;
 
-int epoll_ctl_raw(int ep, int op, int fd, epoll_event* ev) {
-  return static_cast<int>(raw_syscall(SYS_epoll_ctl, ep, op, fd, sc_arg(ev)));
+// -errno on failure, errno untouched (a wait must leave the caller's errno alone; see io.hpp).
+long epoll_ctl_ret(int ep, int op, int fd, epoll_event* ev) {
+  return raw_syscall_ret(SYS_epoll_ctl, ep, op, fd, sc_arg(ev));
 }
 }  // namespace
 
@@ -160,7 +161,9 @@ bool Poller::watch() {
   int r;
   {
     ShimBypass bypass;  // uv_poll_init sets O_NONBLOCK on the epoll fd (ours) with ioctl
+    int saved = errno;  // once per worker; a wait leaves errno alone (io.hpp)
     r = uv_poll_init(worker_->loop(), &watch_, epfd_);
+    errno = saved;
   }
   if (r != 0) return false;
   watch_.data = this;
@@ -244,11 +247,11 @@ Poller::Entry* Poller::entry_for(int fd, FdTable::Meta* meta, io::WaitResult* re
     ev.events = kEpollEvents;
     ev.data.u64 = static_cast<std::uint64_t>(static_cast<std::uint32_t>(fd)) |
                   (static_cast<std::uint64_t>(gen) << 32);
-    int r = epoll_ctl_raw(epfd_, EPOLL_CTL_ADD, fd, &ev);
-    if (r < 0 && errno == EEXIST) r = epoll_ctl_raw(epfd_, EPOLL_CTL_MOD, fd, &ev);
+    long r = epoll_ctl_ret(epfd_, EPOLL_CTL_ADD, fd, &ev);
+    if (r == -EEXIST) r = epoll_ctl_ret(epfd_, EPOLL_CTL_MOD, fd, &ev);
     if (r < 0) {
       // EPERM: regular files and directories cannot be polled and are always "ready".
-      *res = errno == EPERM ? io::WaitResult::kReady : io::WaitResult::kClosed;
+      *res = r == -EPERM ? io::WaitResult::kReady : io::WaitResult::kClosed;
       return nullptr;
     }
     e = new Entry;
@@ -322,7 +325,7 @@ __attribute__((always_inline)) inline io::WaitResult Poller::wait_one(int fd, sh
   }
   if (!probed) {
     pollfd p{fd, events, 0};
-    if (raw_syscall(SYS_poll, sc_arg(&p), 1, 0) > 0) return io::WaitResult::kReady;
+    if (raw_syscall_ret(SYS_poll, sc_arg(&p), 1, 0) > 0) return io::WaitResult::kReady;
   }
   Waiter w(WaitKind::kIo, nullptr);
   w.fd = fd;
@@ -393,7 +396,7 @@ io::WaitResult Poller::wait(const pollfd* fds, unsigned long n, TimePoint deadli
     // was already there when the fd was registered earlier has been consumed.
     std::unique_ptr<pollfd[]> copy(new pollfd[n]);
     for (unsigned long i = 0; i < n; ++i) copy[i] = fds[i];
-    if (raw_syscall(SYS_poll, sc_arg(copy.get()), static_cast<long>(n), 0) > 0) {
+    if (raw_syscall_ret(SYS_poll, sc_arg(copy.get()), static_cast<long>(n), 0) > 0) {
       return io::WaitResult::kReady;
     }
   }

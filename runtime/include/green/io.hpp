@@ -18,6 +18,10 @@
 // kClosed (EBADF from the throwing forms). Always close a waited-on fd through green::io::close
 // (the shim's close() does), never through ::close directly.
 //
+// errno: on a fiber, wait() and wait_any() for fds below the runtime's fd table leave errno as
+// it was when they return kReady (the shim's read/write hooks rely on it: they do not save and
+// restore errno around such a wait).
+//
 // Off a fiber these functions block the calling thread in poll(2).
 #pragma once
 
