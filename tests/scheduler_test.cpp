@@ -545,9 +545,12 @@ TEST(SchedulerM2N, RunningOsThreadNamesTheThreadOfARunningFiber) {
     observer.join();
     green::this_fiber::sleep_for(20ms);  // the fiber parks on the event meanwhile
     seen_parked = green::detail::running_os_thread(task.load());
+    green::detail::Task* keep = task.load();
+    keep->ref();  // the caller keeps the task alive (hooks.hpp); join drops the handle's
     parked.set();
     f.join();
-    seen_done = green::detail::running_os_thread(task.load());
+    seen_done = green::detail::running_os_thread(keep);
+    keep->unref();
   });
   EXPECT_EQ(seen_running, tid.load());
   EXPECT_EQ(seen_parked, 0);

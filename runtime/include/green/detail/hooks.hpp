@@ -87,7 +87,8 @@ GREEN_API void interrupt_task(Task* t) noexcept;
 // The kernel tid of the OS thread running task `t` right now -- on a worker, or handed off with
 // the OS thread it was detached on -- or 0 (queued or parked). A hint that may be stale by the
 // time it returns (a signal forwarded there finds another fiber, which ignores it). Only
-// atomic loads: async-signal-safe, any thread.
+// atomic loads: async-signal-safe, any thread. The caller keeps `t` alive for the call (it
+// reads the task's state).
 GREEN_API long running_os_thread(Task* t) noexcept;
 
 // The runtime's own fds (libuv's loop: epoll set, signal pipes, async eventfd; each poller's
