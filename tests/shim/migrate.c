@@ -35,18 +35,6 @@
 static __thread long tls_value;
 static __thread char tls_buf[256];
 
-/* The kernel task running the caller ("PID/task/TID"): the thread itself when plain, the
- * worker that runs the fiber under greenrun. */
-static long kernel_task(void) {
-  char buf[64];
-  ssize_t n = readlink("/proc/thread-self", buf, sizeof buf - 1);
-  CHECK(n > 0);
-  buf[n] = 0;
-  const char* slash = strrchr(buf, '/');
-  CHECK(slash != NULL);
-  return atol(slash + 1);
-}
-
 /* --- 1. identity ------------------------------------------------------------------------- */
 
 enum { kIdThreads = 8, kIdRounds = 3000 };

@@ -77,6 +77,18 @@ static inline void check_os_threads(const char* where) {
   }
 }
 
+/* The kernel task running the caller (/proc/thread-self is "PID/task/TID"): the thread itself
+ * when plain, the OS thread that runs the fiber under greenrun. */
+static inline long kernel_task(void) {
+  char buf[64];
+  ssize_t n = readlink("/proc/thread-self", buf, sizeof buf - 1);
+  CHECK(n > 0);
+  buf[n] = 0;
+  const char* slash = strrchr(buf, '/');
+  CHECK(slash != NULL);
+  return atol(slash + 1);
+}
+
 /* Bounds the whole test: a hang becomes a failure. */
 static inline void time_limit(unsigned seconds) { alarm(seconds); }
 

@@ -21,16 +21,6 @@
 
 #include "shim_test.h"
 
-static long kernel_task(void) {
-  char buf[64];
-  ssize_t n = readlink("/proc/thread-self", buf, sizeof buf - 1);
-  CHECK(n > 0);
-  buf[n] = 0;
-  const char* slash = strrchr(buf, '/');
-  CHECK(slash != NULL);
-  return atol(slash + 1);
-}
-
 static void deadline_in(struct timespec* ts, long ms) {
   CHECK(clock_gettime(CLOCK_REALTIME, ts) == 0);
   ts->tv_sec += ms / 1000;
