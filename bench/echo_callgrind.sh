@@ -31,7 +31,7 @@ while [[ $# -gt 0 ]]; do
     --top) top="$2"; shift ;;
     --cache) cache=1 ;;
     --) shift; break ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "echo_callgrind.sh: unknown argument $1 (the server command goes after --)" >&2; exit 2 ;;
   esac
   shift
