@@ -8,12 +8,20 @@
 // that has not started has no home yet: run_task publishes home and then reads
 // cancel_pending (both seq_cst, against cancel()'s store of the flag and load of home), so
 // one of the two sides always sees the other.
+//
+// Joining. A task has at most one joiner at a time (Fiber handles are move-only), so the
+// joiner parks on the join word (TaskState::join, see there for its states) instead of a lock
+// and a waiter list: one CAS to wait, one exchange to finish, and no CAS for the wake when
+// the joiner is parked on the finishing worker (wake_joiner).
 #include <atomic>
 
 #include "green/debug.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/detail/task.hpp"
 #include "green/errors.hpp"
+#include "green/fiber.hpp"
+#include "context.hpp"
+#include "spin.hpp"
 #include "task_state.hpp"
 #include "tls.hpp"
 #include "worker.hpp"
@@ -79,8 +87,8 @@ void Task::rethrow_if_failed() const {
 }
 
 bool Task::done() const noexcept {
-  // Pairs with finish_task()'s release store: the task's result and error are visible.
-  return task_state(this).state.load(std::memory_order_acquire) == TaskState::kDone;
+  // Pairs with finish_task()'s release exchange: the task's result and error are visible.
+  return (task_state(this).join.load(std::memory_order_acquire) & TaskState::kJoinDone) != 0;
 }
 
 void Task::cancel() noexcept {
@@ -110,37 +118,93 @@ void interrupt_task(Task* t) noexcept {
   home->post_interrupt(t);
 }
 
+namespace {
+
+// Wakes the joiner finish_task() took from the join word. On the joiner's own worker thread
+// nothing else can wake that Waiter meanwhile: its other wakers (a cancel or interrupt
+// delivered by the home worker, the join's timer on that worker's loop) all run on this
+// thread, and finish_task() does not switch away. So the wake needs no CAS there: a relaxed
+// load and store of the state (an atomic RMW is ~20 cycles, a tenth of a spawn+join). Any
+// other thread, or a thread joiner (no context): wake()'s CAS.
+void wake_joiner(Waiter* w) noexcept {
+  Context* c = w->context;
+  Worker* self = Worker::current();
+  if (c && c->worker() == self) {
+    if (w->state.load(std::memory_order_relaxed) != 0) return;  // timed out or cancelled
+    w->state.store(std::uint32_t(WakeReason::kNotified), std::memory_order_relaxed);
+    self->make_ready_local(c);
+    return;
+  }
+  wake(w, WakeReason::kNotified);
+}
+
+// Publishes the joiner's Waiter in the join word: park()'s unlocker, called once the Waiter is
+// visible to wakers (so a finish_task() on another thread that takes it can wake it).
+struct JoinPublish {
+  TaskState* s;
+  Waiter* w;
+  static void run(void* arg) noexcept {
+    auto* p = static_cast<JoinPublish*>(arg);
+    std::uintptr_t expected = 0;
+    // release: the Waiter's fields to finish_task()'s exchange; acquire (failure): the result.
+    if (p->s->join.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(p->w),
+                                           std::memory_order_acq_rel,
+                                           std::memory_order_acquire))
+      return;
+    if (!(expected & TaskState::kJoinDone))
+      fatal_usage("two fibers or threads join the same fiber at once (a Fiber handle is not "
+                  "thread-safe)");
+    wake(p->w, WakeReason::kNotified);  // finished meanwhile: park() returns at once
+  }
+};
+
+// After finish_task() took our Waiter: it may still be reading it (a wake on another thread)
+// until the word leaves kJoinFinishing; a few instructions, unless that thread was preempted.
+void wait_finisher(TaskState& s) noexcept {
+  for (int spins = 0; s.join.load(std::memory_order_acquire) == TaskState::kJoinFinishing;
+       ++spins) {
+    if (spins < 64) {
+      cpu_relax();
+    } else {
+      os_yield();
+    }
+  }
+}
+
+}  // namespace
+
 void finish_task(Task* t) noexcept {
   TaskState& s = task_state(t);
-  s.join_lock.lock();
+  s.state.store(TaskState::kDone, std::memory_order_relaxed);
   // Release: publishes the result and error to done()'s acquire in joiners and handles.
-  s.state.store(TaskState::kDone, std::memory_order_release);
-  while (Waiter* w = s.joiners.pop_front()) wake(w, WakeReason::kNotified);
-  s.join_lock.unlock();
+  // Acquire: the joiner's Waiter (its unlocker's release CAS).
+  std::uintptr_t old = s.join.exchange(TaskState::kJoinFinishing, std::memory_order_acq_rel);
+  if (old & TaskState::kJoinDone) fatal_usage("a task finished twice");
+  if (old) wake_joiner(reinterpret_cast<Waiter*>(old));
+  // Release: a joiner that timed out meanwhile may now let its Waiter go (wait_finisher).
+  s.join.store(TaskState::kJoinDone, std::memory_order_release);
 }
 
 WakeReason Task::wait_done(TimePoint deadline) noexcept {
   if (done()) return WakeReason::kNotified;
   TaskState& s = task_state(this);
-  s.join_lock.lock();
-  if (done()) {
-    s.join_lock.unlock();
-    return WakeReason::kNotified;
-  }
   Waiter w(WaitKind::kJoin, this);
-  s.joiners.push_back(&w);
-  WakeReason r = park(w, deadline, unlocker(s.join_lock));
-  // wait_on() without its re-lock in the usual case, a fiber joiner woken by finish_task():
-  // that unlinked w before wake()'s CAS (acq_rel; our acquire in reason()), and wake() touches
-  // only the Context after the CAS, never w. A plain thread's wake ends with a futex wake on
-  // w.state (w.context is nullptr then), and a timeout or cancel leaves w linked: both re-take
-  // the lock as wait_on does. The Task, with join_lock that finish_task still holds, outlives
-  // this return: run_task drops the runtime's reference only after finish_task.
-  if (r != WakeReason::kNotified || !w.context) {
-    s.join_lock.lock();
-    s.joiners.remove(&w);
-    s.join_lock.unlock();
+  JoinPublish pub{&s, &w};
+  WakeReason r = park(w, deadline, Unlocker{&JoinPublish::run, &pub});
+  // Woken by finish_task() on a fiber: it took w out of the word and, after its wake, touches
+  // only the Context (a wake on another thread: wake() reads w before its CAS, never after).
+  // The word itself is the Task's, which outlives this: run_task drops the runtime's
+  // reference only after finish_task. A thread joiner's wake ends with a futex wake on
+  // w.state: wait until finish_task is done with w.
+  if (r == WakeReason::kNotified) {
+    if (!w.context) wait_finisher(s);
+    return r;
   }
+  // Timed out, cancelled or interrupted: take w back, unless finish_task() already took it.
+  std::uintptr_t mine = reinterpret_cast<std::uintptr_t>(&w);
+  if (!s.join.compare_exchange_strong(mine, 0, std::memory_order_acq_rel,
+                                      std::memory_order_acquire))
+    wait_finisher(s);
   return r;
 }
 
