@@ -111,7 +111,9 @@ __attribute__((noinline)) int wait_outcome(const IoCall& c, io::WaitResult res) 
 }
 
 // GREEN_STATS=1 only: stat_index's table of members would take 72 bytes of the frame.
-__attribute__((noinline, cold)) void count_io_wait() noexcept { stat_add(&Stats::io_waits); }
+__attribute__((noinline, cold)) void count_io_wait() noexcept {
+  stat_add(&Stats::io_waits);
+}
 
 }  // namespace
 

@@ -73,7 +73,7 @@ struct Waiter {
   Waiter* next = nullptr;               // links in the owner's WaitList (guarded by its lock)
   Waiter* prev = nullptr;
   void* slot = nullptr;    // primitive-specific payload (e.g. a channel value)
-  Waiter* owner = nullptr;  // set on list nodes of a multi-wait: wake() wakes the owner
+  Waiter* owner = nullptr;           // set on list nodes of a multi-wait: wake() wakes the owner
   const void* object = nullptr;      // the primitive waited on (diagnostics only)
   int fd = -1;                       // kIo: first fd; events in `events`
   unsigned events = 0;
