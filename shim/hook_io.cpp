@@ -40,46 +40,40 @@ extern "C" [[noreturn]] void __chk_fail(void);
 
 namespace green::shim {
 
-int wait_ready_code(IoCall& c) noexcept {
-  if (c.mode == Mode::kThread) {
-    pollfd p{c.fd,
-             static_cast<short>((c.events & io::kReadable ? POLLIN : 0) |
-                                (c.events & io::kWritable ? POLLOUT : 0)),
-             0};
-    int ms = ms_until(c.deadline);
-    if (ms == 0) return EAGAIN;
-    int r = real::poll(&p, 1, ms);
-    if (r < 0) return errno;  // EINTR from a signal: reported as the real call would
-    if (r == 0) return EAGAIN;
-    return 0;
-  }
-  if (!c.checked) {
-    // The EAGAIN was ours (MSG_DONTWAIT/RWF_NOWAIT) unless the description is O_NONBLOCK,
-    // set by the program through this or any other fd sharing it.
-    // A fallback fd (kNoNowait) carries the shim's own O_NONBLOCK: its entry records the
-    // program's choice instead.
-    bool user_nb;
-    if (!c.nowait) {
-      user_nb = c.entry->load() & fds::kUserNonblock;
-    } else {
-      int fl = fds::cached_flags(c.entry);  // the common case: errno untouched
-      if (fl < 0) {
-        ErrnoGuard g;  // F_GETFL, and the timeouts for a shared socket
-        fl = fds::description_flags(c.fd, c.entry);
-        if (fl < 0) return errno;
-        g.restore();
-      }
-      user_nb = fl & O_NONBLOCK;
-    }
-    if (user_nb) return EAGAIN;
-    std::int64_t t = c.write ? c.entry->snd_ns.load(std::memory_order_relaxed)
-                             : c.entry->rcv_ns.load(std::memory_order_relaxed);
-    c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
-    c.checked = true;
-  }
-  stat_add(&Stats::io_waits);
-  if (!(c.entry->load() & fds::kWaited)) c.entry->set(fds::kWaited);
-  switch (io::wait(c.fd, c.events | io::kAfterEagain, c.deadline)) {  // kReady: errno kept
+namespace {
+
+// wait_ready_code's cold paths, out of line so that the hot one (a fiber's socket wait:
+// cached flags, kReady) keeps a small frame: after the fiber resumes, every line of the
+// frames between the hook and the switch is read back (saved registers, locals), and a
+// thousand other fibers have evicted them since (echo_callgrind.sh --cache).
+
+// A plain thread on a shim-made O_NONBLOCK fd (the kNoNowait fallback): real poll(2).
+__attribute__((noinline, cold)) int wait_thread(const IoCall& c) noexcept {
+  pollfd p{c.fd,
+           static_cast<short>((c.events & io::kReadable ? POLLIN : 0) |
+                              (c.events & io::kWritable ? POLLOUT : 0)),
+           0};
+  int ms = ms_until(c.deadline);
+  if (ms == 0) return EAGAIN;
+  int r = real::poll(&p, 1, ms);
+  if (r < 0) return errno;  // EINTR from a signal: reported as the real call would
+  if (r == 0) return EAGAIN;
+  return 0;
+}
+
+// The description's flags when they are not cached (F_GETFL, and the timeouts for a shared
+// socket), errno kept: -errno on failure.
+__attribute__((noinline)) int flags_uncached(const IoCall& c) noexcept {
+  ErrnoGuard g;
+  int fl = fds::description_flags(c.fd, c.entry);
+  if (fl < 0) return -errno;
+  g.restore();
+  return fl;
+}
+
+// Every outcome of io::wait but a socket's kReady.
+__attribute__((noinline)) int wait_outcome(const IoCall& c, io::WaitResult res) noexcept {
+  switch (res) {
     case io::WaitResult::kReady:
       // Another thread may have switched a fallback fd back to blocking meanwhile.
       if (!c.nowait) {
@@ -114,6 +108,44 @@ int wait_ready_code(IoCall& c) noexcept {
     default:
       return EINTR;
   }
+}
+
+// GREEN_STATS=1 only: stat_index's table of members would take 72 bytes of the frame.
+__attribute__((noinline, cold)) void count_io_wait() noexcept {
+  stat_add(&Stats::io_waits);
+}
+
+}  // namespace
+
+int wait_ready_code(IoCall& c) noexcept {
+  if (__builtin_expect(c.mode == Mode::kThread, 0)) return wait_thread(c);
+  if (!c.checked) {
+    // The EAGAIN was ours (MSG_DONTWAIT/RWF_NOWAIT) unless the description is O_NONBLOCK,
+    // set by the program through this or any other fd sharing it.
+    // A fallback fd (kNoNowait) carries the shim's own O_NONBLOCK: its entry records the
+    // program's choice instead.
+    bool user_nb;
+    if (!c.nowait) {
+      user_nb = c.entry->load() & fds::kUserNonblock;
+    } else {
+      int fl = fds::cached_flags(c.entry);  // the common case: errno untouched
+      if (__builtin_expect(fl < 0, 0)) {
+        fl = flags_uncached(c);
+        if (fl < 0) return -fl;
+      }
+      user_nb = fl & O_NONBLOCK;
+    }
+    if (user_nb) return EAGAIN;
+    std::int64_t t = c.write ? c.entry->snd_ns.load(std::memory_order_relaxed)
+                             : c.entry->rcv_ns.load(std::memory_order_relaxed);
+    c.deadline = t > 0 ? deadline_ns(t) : kNoDeadline;
+    c.checked = true;
+  }
+  if (g_stats_on) count_io_wait();
+  if (!(c.entry->load() & fds::kWaited)) c.entry->set(fds::kWaited);
+  io::WaitResult res = io::wait(c.fd, c.events | io::kAfterEagain, c.deadline);
+  if (__builtin_expect(res == io::WaitResult::kReady && c.nowait, 1)) return 0;  // errno kept
+  return wait_outcome(c, res);
 }
 
 namespace {

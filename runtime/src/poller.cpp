@@ -327,17 +327,28 @@ __attribute__((always_inline)) inline io::WaitResult Poller::wait_one(int fd, sh
     pollfd p{fd, events, 0};
     if (raw_syscall_ret(SYS_poll, sc_arg(&p), 1, 0) > 0) return io::WaitResult::kReady;
   }
+  if (__builtin_expect(rd && wr, 0)) return wait_both(e, fd, events, deadline);
+  // The one Waiter of this frame: io::wait's frame is then its saved registers and this
+  // line or two, which the resume reads back after other fibers evicted them (the proxy
+  // nodes of a two-direction wait live in wait_both's frame instead).
   Waiter w(WaitKind::kIo, nullptr);
   w.fd = fd;
   w.events = static_cast<unsigned>(events);
-  if (rd != wr) {
-    WaitList& list = rd ? e->readers : e->writers;
-    list.push_back(&w);
-    WakeReason r = park(w, deadline, {});
-    if (w.linked) list.remove(&w);  // timeout/cancel; a dropped entry unlinked it first
-    return result_of(r);
-  }
-  Waiter nodes[2];  // a Waiter is on one list at a time: one proxy node per direction
+  WaitList& list = rd ? e->readers : e->writers;
+  list.push_back(&w);
+  WakeReason r = park(w, deadline, {});
+  if (w.linked) list.remove(&w);  // timeout/cancel; a dropped entry unlinked it first
+  return result_of(r);
+}
+
+// Both directions on one fd: one Waiter parks, a proxy node per direction (a Waiter is on
+// one list at a time). Out of line: rare, and its 3 Waiters would widen wait_one's frame.
+__attribute__((noinline)) io::WaitResult Poller::wait_both(Entry* e, int fd, short events,
+                                                           TimePoint deadline) {
+  Waiter w(WaitKind::kIo, nullptr);
+  w.fd = fd;
+  w.events = static_cast<unsigned>(events);
+  Waiter nodes[2];
   nodes[0].owner = &w;
   nodes[1].owner = &w;
   e->readers.push_back(&nodes[0]);

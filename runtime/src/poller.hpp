@@ -147,6 +147,8 @@ class Poller {
   Entry* entry_for(int fd, FdTable::Meta* meta, io::WaitResult* res) GREEN_REQUIRES(owner_);
   io::WaitResult wait_one(int fd, short events, TimePoint deadline, bool probed)
       GREEN_REQUIRES(owner_);
+  io::WaitResult wait_both(Entry* e, int fd, short events, TimePoint deadline)
+      GREEN_REQUIRES(owner_);
   void drop(Entry* e, WakeReason why) GREEN_REQUIRES(owner_);
   bool watch() GREEN_REQUIRES(owner_);
 

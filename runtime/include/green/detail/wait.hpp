@@ -61,25 +61,29 @@ enum class WaitKind : std::uint8_t {
   kChannelSend, kChannelRecv, kIo, kOffload, kResolve,
 };
 
+// 64 bytes (one cache line when the stack slot happens to be aligned, at most two): the
+// bytes, then the pointers. A parked fiber's resume reads state, linked and its neighbours
+// after a thousand other fibers ran, so every line of a Waiter is a likely L1 miss.
 struct Waiter {
   std::atomic<std::uint32_t> state{0};  // WakeReason; CAS from kWaiting decides the waker
+  WaitKind kind = WaitKind::kOther;     // diagnostics only
+  bool linked = false;                  // on a WaitList (guarded by its lock)
+  bool interruptible = false;           // set by park: may cancel() wake it?
   Context* context = nullptr;           // fiber to resume; nullptr: an OS thread (futex)
   Waiter* next = nullptr;               // links in the owner's WaitList (guarded by its lock)
   Waiter* prev = nullptr;
-  bool linked = false;
   void* slot = nullptr;    // primitive-specific payload (e.g. a channel value)
-  Waiter* owner = nullptr;  // set on list nodes of a multi-wait: wake() wakes the owner
-  WaitKind kind = WaitKind::kOther;  // diagnostics only
+  Waiter* owner = nullptr;           // set on list nodes of a multi-wait: wake() wakes the owner
   const void* object = nullptr;      // the primitive waited on (diagnostics only)
   int fd = -1;                       // kIo: first fd; events in `events`
   unsigned events = 0;
-  bool interruptible = false;        // set by park: may cancel() wake it?
 
   Waiter() = default;
   Waiter(WaitKind k, const void* obj) : kind(k), object(obj) {}
   // Acquire: pairs with wake()'s CAS, so what the waker wrote before waking is visible.
   WakeReason reason() const { return WakeReason(state.load(std::memory_order_acquire)); }
 };
+static_assert(sizeof(Waiter) == 64, "Waiter: keep it one line's worth (see above)");
 
 // Intrusive FIFO of waiters. Not thread-safe: guarded by the owning primitive's lock.
 class WaitList {
