@@ -15,12 +15,12 @@
 // the joiner is parked on the finishing worker (wake_joiner).
 #include <atomic>
 
+#include "context.hpp"
 #include "green/debug.hpp"
 #include "green/detail/hooks.hpp"
 #include "green/detail/task.hpp"
 #include "green/errors.hpp"
 #include "green/fiber.hpp"
-#include "context.hpp"
 #include "spin.hpp"
 #include "task_state.hpp"
 #include "tls.hpp"
@@ -148,12 +148,12 @@ struct JoinPublish {
     std::uintptr_t expected = 0;
     // release: the Waiter's fields to finish_task()'s exchange; acquire (failure): the result.
     if (p->s->join.compare_exchange_strong(expected, reinterpret_cast<std::uintptr_t>(p->w),
-                                           std::memory_order_acq_rel,
-                                           std::memory_order_acquire))
+                                           std::memory_order_acq_rel, std::memory_order_acquire))
       return;
     if (!(expected & TaskState::kJoinDone))
-      fatal_usage("two fibers or threads join the same fiber at once (a Fiber handle is not "
-                  "thread-safe)");
+      fatal_usage(
+          "two fibers or threads join the same fiber at once (a Fiber handle is not "
+          "thread-safe)");
     wake(p->w, WakeReason::kNotified);  // finished meanwhile: park() returns at once
   }
 };
@@ -176,7 +176,7 @@ void wait_finisher(TaskState& s) noexcept {
 void finish_task(Task* t) noexcept {
   TaskState& s = task_state(t);
   s.state.store(TaskState::kDone, std::memory_order_relaxed);
-  // Release: publishes the result and error to done()'s acquire in joiners and handles.
+  // Release: publishes the result and error to done()'s acquire in the joiner and handles.
   // Acquire: the joiner's Waiter (its unlocker's release CAS).
   std::uintptr_t old = s.join.exchange(TaskState::kJoinFinishing, std::memory_order_acq_rel);
   if (old & TaskState::kJoinDone) fatal_usage("a task finished twice");

@@ -86,7 +86,7 @@ static_assert(sizeof(TaskState) <= Task::kStateSize, "Task::kStateSize too small
 static_assert(alignof(TaskState) <= Task::kStateAlign, "Task::kStateAlign too small");
 
 // Called by the runtime on the task's fiber after run() (or in its place when the task could
-// not start): publishes kDone and wakes the joiners.
+// not start): publishes kDone and wakes the joiner.
 void finish_task(Task* t) noexcept;
 
 inline TaskState& task_state(Task* t) noexcept {

@@ -7,7 +7,7 @@
 // This header is installed (spawn() and Fiber<T> are templates) and shows only what they
 // need: the reference count, the id, join/cancel, and the spawn parameters below. The
 // runtime's per-task state (run-queue link, lifecycle state, current wait, cancellation,
-// scoped deadline, error, joiners) is private to libgreen: runtime/src/task_state.hpp,
+// scoped deadline, error, join word) is private to libgreen: runtime/src/task_state.hpp,
 // kept in the reserved storage rt_.
 //
 // Field ownership:
