@@ -56,10 +56,12 @@ enum class WakeReason : std::uint32_t {
 class Context;
 
 // What a parked fiber waits on, for green::dump_fibers and the deadlock report.
+// clang-format off
 enum class WaitKind : std::uint8_t {
   kOther, kSleep, kJoin, kMutex, kCondVar, kSemaphore, kEvent, kWaitGroup,
   kChannelSend, kChannelRecv, kIo, kOffload, kResolve,
 };
+// clang-format on
 
 // 64 bytes (one cache line when the stack slot happens to be aligned, at most two): the
 // bytes, then the pointers. A parked fiber's resume reads state, linked and its neighbours
@@ -72,10 +74,10 @@ struct Waiter {
   Context* context = nullptr;           // fiber to resume; nullptr: an OS thread (futex)
   Waiter* next = nullptr;               // links in the owner's WaitList (guarded by its lock)
   Waiter* prev = nullptr;
-  void* slot = nullptr;    // primitive-specific payload (e.g. a channel value)
-  Waiter* owner = nullptr;           // set on list nodes of a multi-wait: wake() wakes the owner
-  const void* object = nullptr;      // the primitive waited on (diagnostics only)
-  int fd = -1;                       // kIo: first fd; events in `events`
+  void* slot = nullptr;          // primitive-specific payload (e.g. a channel value)
+  Waiter* owner = nullptr;       // set on list nodes of a multi-wait: wake() wakes the owner
+  const void* object = nullptr;  // the primitive waited on (diagnostics only)
+  int fd = -1;                   // kIo: first fd; events in `events`
   unsigned events = 0;
 
   Waiter() = default;
@@ -93,14 +95,20 @@ class WaitList {
   void push_back(Waiter* w) {
     w->next = nullptr;
     w->prev = tail_;
-    if (tail_) tail_->next = w; else head_ = w;
+    if (tail_)
+      tail_->next = w;
+    else
+      head_ = w;
     tail_ = w;
     w->linked = true;
   }
   void push_front(Waiter* w) {
     w->prev = nullptr;
     w->next = head_;
-    if (head_) head_->prev = w; else tail_ = w;
+    if (head_)
+      head_->prev = w;
+    else
+      tail_ = w;
     head_ = w;
     w->linked = true;
   }
@@ -112,8 +120,14 @@ class WaitList {
   // Unlinks w, which must be on this list (or on none).
   void remove(Waiter* w) {
     if (!w->linked) return;
-    if (w->prev) w->prev->next = w->next; else head_ = w->next;
-    if (w->next) w->next->prev = w->prev; else tail_ = w->prev;
+    if (w->prev)
+      w->prev->next = w->next;
+    else
+      head_ = w->next;
+    if (w->next)
+      w->next->prev = w->prev;
+    else
+      tail_ = w->prev;
     w->next = w->prev = nullptr;
     w->linked = false;
   }
