@@ -48,11 +48,7 @@ std::uint32_t Mutex::acquire_queue() {
         state_.compare_exchange_weak(s, s | kQueueLock, std::memory_order_acquire,  // see note
                                      std::memory_order_relaxed))
       return s | kQueueLock;
-    if (spins < 64) {
-      detail::cpu_relax();
-    } else {
-      detail::os_yield();
-    }
+    detail::spin_backoff(spins);
   }
 }
 
@@ -84,16 +80,16 @@ bool Mutex::lock_slow(detail::TimePoint deadline, bool interruptible) {
       waiters_.push_back(&w);
       first_park = detail::Clock::now();
     }
-    WakeReason r = detail::park(w, deadline,
-                                {[](void* p) {
-                                   auto* m = static_cast<Mutex*>(p);
-                                   std::uint32_t v = m->state_.load(std::memory_order_relaxed);
-                                   // release: publishes our queue entry (see note)
-                                   m->state_.store((v | kWaiters) & ~kQueueLock,
-                                                   std::memory_order_release);
-                                 },
-                                 this},
-                                interruptible);
+    WakeReason r =
+        detail::park(w, deadline,
+                     {[](void* p) {
+                        auto* m = static_cast<Mutex*>(p);
+                        std::uint32_t v = m->state_.load(std::memory_order_relaxed);
+                        // release: publishes our queue entry (see note)
+                        m->state_.store((v | kWaiters) & ~kQueueLock, std::memory_order_release);
+                      },
+                      this},
+                     interruptible);
     if (r == WakeReason::kNotified) {
       if (w.slot == &g_handed_off) {
         // Handed over: we own it. Leave hand-off mode if we did not really starve (Go's

@@ -95,11 +95,7 @@ void SpinLock::lock_slow() noexcept {
     if (!locked_.load(std::memory_order_relaxed) &&
         !locked_.exchange(true, std::memory_order_acquire))  // as lock(): pairs with unlock()
       return;
-    if (spins < 64) {
-      cpu_relax();
-    } else {
-      os_yield();  // the holder is on another OS thread that may have been preempted
-    }
+    spin_backoff(spins);  // the holder is on another OS thread that may have been preempted
   }
 }
 

@@ -161,14 +161,8 @@ struct JoinPublish {
 // After finish_task() took our Waiter: it may still be reading it (a wake on another thread)
 // until the word leaves kJoinFinishing; a few instructions, unless that thread was preempted.
 void wait_finisher(TaskState& s) noexcept {
-  for (int spins = 0; s.join.load(std::memory_order_acquire) == TaskState::kJoinFinishing;
-       ++spins) {
-    if (spins < 64) {
-      cpu_relax();
-    } else {
-      os_yield();
-    }
-  }
+  for (int spins = 0; s.join.load(std::memory_order_acquire) == TaskState::kJoinFinishing; ++spins)
+    spin_backoff(spins);
 }
 
 }  // namespace

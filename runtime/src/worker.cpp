@@ -323,11 +323,7 @@ void Worker::post_timer(TimerBox* b) noexcept {
            s, TimerBox::kAbandoned, std::memory_order_acq_rel, std::memory_order_acquire);
        ++spins) {
     s = TimerBox::kArmed;
-    if (spins < 64) {
-      cpu_relax();
-    } else {
-      os_yield();  // the home thread may have been preempted inside on_timer
-    }
+    spin_backoff(spins);  // the home thread may have been preempted inside on_timer
   }
   TimerBox* head = returned_timers_.load(std::memory_order_relaxed);
   do {
